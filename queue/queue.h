@@ -1,0 +1,172 @@
+/*
+ * queue - the durable mail queue: a Berkeley DB 5.3 transactional
+ * environment under queue_directory/db.
+ *
+ * Databases (all in one environment, all changed in one transaction per
+ * operation):
+ *   envelopes  qid -> encoded envelope (queue_env_encode)
+ *   contents   qid -> message content (headers and body, CRLF lines)
+ *   schedule   8-byte big-endian next-attempt time + qid -> empty: the time
+ *              index the scheduler walks (queue_due), so it never scans
+ *              the whole queue. A message appears once, at the earliest
+ *              next attempt of its pending or deferred recipients; held,
+ *              delivered and failed recipients are not scheduled.
+ *
+ * Durability: queue_put() commits without waiting for the disk; the caller
+ * makes one or many commits durable with one queue_sync() (one log flush,
+ * i.e. one fsync): group commit. Only after queue_sync() returns 0 may a
+ * message be acknowledged. qcommit.h wraps this in a thread so that the
+ * event loop never waits on the disk.
+ *
+ * Threads: a queue_t may be used from several threads at once (DB_THREAD).
+ * Ownership: the caller owns every queue_env it passes in or gets back and
+ * frees it with queue_env_free().
+ */
+#ifndef STRICTMTA_QUEUE_H
+#define STRICTMTA_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mta/util/buf.h"
+
+typedef struct queue queue_t;
+
+/* 16 uppercase hex digits: 13 of microseconds since the epoch and 3 of a
+ * counter, so that IDs sort by arrival and never repeat in one process. */
+#define QUEUE_ID_LEN 16
+#define QUEUE_ID_SIZE (QUEUE_ID_LEN + 1)
+
+/* Errors (negative). QUEUE_ENOSPC maps to 452 4.3.1. */
+#define QUEUE_OK 0
+#define QUEUE_ERR -1	  /* other failure; the message names it */
+#define QUEUE_ENOSPC -2	  /* disk full */
+#define QUEUE_ENOTFOUND -3 /* no such queue ID */
+
+enum rcpt_state {
+	RCPT_PENDING = 0, /* never tried */
+	RCPT_DEFERRED,	  /* tried, temporary failure; next_attempt set */
+	RCPT_DELIVERED,
+	RCPT_FAILED,
+	RCPT_HELD, /* on hold by the admin; not scheduled */
+};
+
+/* RFC 3461 NOTIFY bits; 0 means not given (default: FAILURE). */
+#define DSN_NOTIFY_NEVER 0x1
+#define DSN_NOTIFY_SUCCESS 0x2
+#define DSN_NOTIFY_FAILURE 0x4
+#define DSN_NOTIFY_DELAY 0x8
+
+enum dsn_ret { DSN_RET_UNSPEC = 0, DSN_RET_FULL, DSN_RET_HDRS };
+
+/* Envelope flags. */
+#define QENV_8BITMIME 0x01    /* BODY=8BITMIME */
+#define QENV_SMTPUTF8 0x02    /* SMTPUTF8 given */
+#define QENV_REQUIRETLS 0x04  /* MAIL FROM ... REQUIRETLS (RFC 8689) */
+#define QENV_TLS_OPTIONAL 0x08 /* "TLS-Required: No" header (RFC 8689 5) */
+#define QENV_BOUNCE 0x10      /* a DSN we generated (null sender) */
+#define QENV_WARNED 0x20      /* delay warning sent */
+
+struct queue_rcpt {
+	char *address;	      /* owned; as given in RCPT TO, no <> */
+	char *orcpt;	      /* owned or NULL; ORCPT value, "rfc822;a@b" */
+	unsigned notify;      /* DSN_NOTIFY_* bits */
+	enum rcpt_state state;
+	unsigned attempts;
+	int64_t next_attempt; /* unix seconds; 0 = as soon as possible */
+	int64_t last_attempt;
+	char *last_response;  /* owned or NULL: "4.4.1 host[addr] said: ..." */
+	char *dsn_status;     /* owned or NULL: enhanced code "5.1.1" */
+};
+
+struct queue_env {
+	char qid[QUEUE_ID_SIZE];
+	char *sender;	/* owned; "" for the null sender */
+	int64_t arrival; /* unix seconds */
+	uint64_t size;	/* content bytes */
+	enum dsn_ret ret;
+	char *envid;	/* owned or NULL; ENVID, xtext-decoded */
+	unsigned flags; /* QENV_* */
+	char *client;	/* owned or NULL; "name[addr]" or "local" */
+	char *helo;	/* owned or NULL */
+	struct queue_rcpt *rcpts;
+	size_t nrcpt;
+};
+
+struct queue_env *queue_env_new(void);
+void queue_env_free(struct queue_env *); /* NULL is a no-op */
+struct queue_env *queue_env_dup(const struct queue_env *);
+/* Copies address and orcpt (orcpt may be NULL). Returns the new recipient. */
+struct queue_rcpt *queue_env_add_rcpt(struct queue_env *, const char *address,
+    const char *orcpt, unsigned notify);
+/* Earliest next_attempt among pending/deferred recipients; -1 if none. */
+int64_t queue_env_next_due(const struct queue_env *);
+const char *queue_rcpt_state_name(enum rcpt_state);
+
+/*
+ * The envelope record format (one record per message; stored in the
+ * database and used by nothing else). The decoder is a pure function with
+ * length limits, fuzzed: it returns NULL or an error string.
+ */
+void queue_env_encode(const struct queue_env *, buf_t *out);
+const char *queue_env_decode(const void *data, size_t len,
+    struct queue_env **envp);
+
+/*
+ * Opens (creating if needed, with recovery) the queue under dir. On error
+ * returns NULL with a message naming the path and the cause in err.
+ */
+queue_t *queue_open(const char *dir, buf_t *err);
+void queue_close(queue_t *); /* checkpoints; NULL is a no-op */
+
+/* A new unique queue ID (thread-safe). */
+void queue_new_id(char qid[QUEUE_ID_SIZE]);
+
+/*
+ * Stores a new message: env (its qid must be set, see queue_new_id) and
+ * the content. Not yet durable: see queue_sync(). Returns QUEUE_OK,
+ * QUEUE_ENOSPC or QUEUE_ERR (err says why; err may be NULL).
+ */
+int queue_put(queue_t *, const struct queue_env *, const void *content,
+    size_t len, buf_t *err);
+/* Makes every commit so far durable (one log flush). */
+int queue_sync(queue_t *, buf_t *err);
+
+/* Reads one envelope; *envp is the caller's. QUEUE_ENOTFOUND if absent. */
+int queue_get(queue_t *, const char *qid, struct queue_env **envp);
+/* Reads the content into out (appended). */
+int queue_get_content(queue_t *, const char *qid, buf_t *out);
+/*
+ * Replaces the envelope (recipient states after an attempt, hold, ...)
+ * and moves the message in the time index. A message whose recipients
+ * are all delivered or failed is removed whole (envelope, content, index)
+ * in the same transaction. Durable at the next queue_sync(); the daemon
+ * syncs after each delivery batch.
+ */
+int queue_update(queue_t *, const struct queue_env *);
+int queue_delete(queue_t *, const char *qid);
+
+/*
+ * Calls fn for each message due at or before now, in next-attempt order,
+ * at most max messages; fn returns nonzero to stop. The env passed to fn is
+ * freed after fn returns (dup it to keep it).
+ */
+typedef int queue_visit_fn(void *arg, const struct queue_env *);
+int queue_due(queue_t *, int64_t now, size_t max, queue_visit_fn *, void *);
+/* Calls fn for every message in queue ID (arrival) order. */
+int queue_walk(queue_t *, queue_visit_fn *, void *);
+/* Earliest scheduled time in the index, or -1 when nothing is scheduled. */
+int64_t queue_next_wakeup(queue_t *);
+
+struct queue_stats {
+	uint64_t messages, bytes;
+	uint64_t rcpt_pending, rcpt_deferred, rcpt_held;
+	int64_t oldest_arrival; /* 0 when empty */
+};
+int queue_stats(queue_t *, struct queue_stats *);
+
+/* Checkpoints and removes log files no longer needed; the daemon calls it
+ * every minute so that disk use follows the queue's content. */
+int queue_checkpoint(queue_t *);
+
+#endif
