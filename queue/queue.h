@@ -119,7 +119,7 @@ const char *queue_env_decode(const void *data, size_t len,
 queue_t *queue_open(const char *dir, buf_t *err);
 void queue_close(queue_t *); /* checkpoints; NULL is a no-op */
 
-/* A new unique queue ID (thread-safe). */
+/* A new unique queue ID (thread-safe); see mta/util/qid.h. */
 void queue_new_id(char qid[QUEUE_ID_SIZE]);
 
 /*

@@ -1,0 +1,110 @@
+/*
+ * resolver - asynchronous DNS lookups with their DNSSEC status, through
+ * getdns on the daemon's libevent loop, with a TTL-honouring cache.
+ *
+ * Every answer carries the outcome (rcode) and the DNSSEC status as separate
+ * fields: a temporary failure is never "no data", and a bogus answer is
+ * never used (its records are not returned; status says bogus).
+ *
+ * Ownership: the answer passed to a callback belongs to the resolver and is
+ * valid only during the callback. A lookup is cancelled with
+ * resolver_cancel(); its callback is then never called. Callbacks always
+ * run from the event loop, never from inside resolver_lookup() (even on a
+ * cache hit), so callers need not guard against re-entry.
+ */
+#ifndef STRICTMTA_RESOLVER_H
+#define STRICTMTA_RESOLVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mta/util/buf.h"
+
+struct event_base;
+struct config;
+typedef struct resolver resolver_t;
+
+enum dnssec_status {
+	DNSSEC_SECURE,	      /* validated */
+	DNSSEC_INSECURE,      /* provably unsigned */
+	DNSSEC_BOGUS,	      /* validation failed: never use */
+	DNSSEC_INDETERMINATE, /* could not tell (no anchor, failure) */
+};
+
+enum resolver_rcode {
+	RESOLVER_OK,	   /* records present */
+	RESOLVER_NODATA,   /* name exists, no records of this type */
+	RESOLVER_NXDOMAIN, /* name does not exist */
+	RESOLVER_TEMPFAIL, /* SERVFAIL, timeout, network: try later */
+};
+
+/* RR types used here (values as in DNS). */
+#define RESOLVER_A 1
+#define RESOLVER_CNAME 5
+#define RESOLVER_MX 15
+#define RESOLVER_TXT 16
+#define RESOLVER_AAAA 28
+#define RESOLVER_TLSA 52
+
+struct resolver_rr {
+	int type;
+	union {
+		struct {
+			unsigned preference;
+			char host[256]; /* no trailing dot; "" for null MX */
+		} mx;
+		struct {
+			int family; /* AF_INET or AF_INET6 */
+			unsigned char addr[16];
+		} addr;
+		struct {
+			const unsigned char *rdata; /* raw RDATA */
+			size_t len;
+		} tlsa;
+		struct {
+			const char *text; /* character-strings joined */
+			size_t len;
+		} txt;
+	} u;
+};
+
+struct resolver_answer {
+	const char *qname;	/* as asked, no trailing dot */
+	int qtype;
+	enum resolver_rcode rcode;
+	enum dnssec_status dnssec;
+	const char *canonical;	/* after CNAMEs (== qname when none) */
+	int cname_secure;	/* every CNAME in the chain was secure */
+	uint32_t ttl;		/* smallest TTL seen (negative TTL for NODATA) */
+	const char *why;	/* NULL, or a reason for TEMPFAIL / BOGUS */
+	size_t nrr;
+	const struct resolver_rr *rr;
+};
+
+typedef void resolver_cb(void *arg, const struct resolver_answer *);
+
+/*
+ * Uses cfg's dns_resolver_mode, dns_stub_resolvers,
+ * dnssec_trust_anchor_file and dns_timeout. NULL with err set on a bad
+ * setting (unreadable anchor, bad resolver address).
+ */
+resolver_t *resolver_new(struct event_base *, const struct config *,
+    buf_t *err);
+void resolver_free(resolver_t *); /* cancels everything; NULL no-op */
+
+/* Returns a nonzero lookup ID for resolver_cancel(). */
+uint64_t resolver_lookup(resolver_t *, const char *name, int qtype,
+    resolver_cb *, void *arg);
+void resolver_cancel(resolver_t *, uint64_t id);
+/* Drops every cached answer (admin "flush", tests). */
+void resolver_cache_clear(resolver_t *);
+
+const char *resolver_dnssec_name(enum dnssec_status);
+const char *resolver_rcode_name(enum resolver_rcode);
+
+struct resolver_stats {
+	uint64_t lookups, cache_hits, queries;
+};
+void resolver_get_stats(resolver_t *, struct resolver_stats *);
+
+#endif
