@@ -39,13 +39,14 @@ typedef struct queue queue_t;
 
 /* Errors (negative). QUEUE_ENOSPC maps to 452 4.3.1. */
 #define QUEUE_OK 0
-#define QUEUE_ERR -1	  /* other failure; the message names it */
-#define QUEUE_ENOSPC -2	  /* disk full */
+#define QUEUE_ERR -1 /* other failure; the message names it */
+#define QUEUE_ENOSPC -2 /* disk full */
 #define QUEUE_ENOTFOUND -3 /* no such queue ID */
+#define QUEUE_EEXIST -4 /* queue_put: that queue ID is already stored */
 
 enum rcpt_state {
 	RCPT_PENDING = 0, /* never tried */
-	RCPT_DEFERRED,	  /* tried, temporary failure; next_attempt set */
+	RCPT_DEFERRED, /* tried, temporary failure; next_attempt set */
 	RCPT_DELIVERED,
 	RCPT_FAILED,
 	RCPT_HELD, /* on hold by the admin; not scheduled */
@@ -60,35 +61,35 @@ enum rcpt_state {
 enum dsn_ret { DSN_RET_UNSPEC = 0, DSN_RET_FULL, DSN_RET_HDRS };
 
 /* Envelope flags. */
-#define QENV_8BITMIME 0x01    /* BODY=8BITMIME */
-#define QENV_SMTPUTF8 0x02    /* SMTPUTF8 given */
-#define QENV_REQUIRETLS 0x04  /* MAIL FROM ... REQUIRETLS (RFC 8689) */
+#define QENV_8BITMIME 0x01 /* BODY=8BITMIME */
+#define QENV_SMTPUTF8 0x02 /* SMTPUTF8 given */
+#define QENV_REQUIRETLS 0x04 /* MAIL FROM ... REQUIRETLS (RFC 8689) */
 #define QENV_TLS_OPTIONAL 0x08 /* "TLS-Required: No" header (RFC 8689 5) */
-#define QENV_BOUNCE 0x10      /* a DSN we generated (null sender) */
-#define QENV_WARNED 0x20      /* delay warning sent */
+#define QENV_BOUNCE 0x10 /* a DSN we generated (null sender) */
+#define QENV_WARNED 0x20 /* delay warning sent */
 
 struct queue_rcpt {
-	char *address;	      /* owned; as given in RCPT TO, no <> */
-	char *orcpt;	      /* owned or NULL; ORCPT value, "rfc822;a@b" */
-	unsigned notify;      /* DSN_NOTIFY_* bits */
+	char *address; /* owned; as given in RCPT TO, no <> */
+	char *orcpt; /* owned or NULL; ORCPT value, "rfc822;a@b" */
+	unsigned notify; /* DSN_NOTIFY_* bits */
 	enum rcpt_state state;
 	unsigned attempts;
 	int64_t next_attempt; /* unix seconds; 0 = as soon as possible */
 	int64_t last_attempt;
-	char *last_response;  /* owned or NULL: "4.4.1 host[addr] said: ..." */
-	char *dsn_status;     /* owned or NULL: enhanced code "5.1.1" */
+	char *last_response; /* owned or NULL: "4.4.1 host[addr] said: ..." */
+	char *dsn_status; /* owned or NULL: enhanced code "5.1.1" */
 };
 
 struct queue_env {
 	char qid[QUEUE_ID_SIZE];
-	char *sender;	/* owned; "" for the null sender */
+	char *sender; /* owned; "" for the null sender */
 	int64_t arrival; /* unix seconds */
-	uint64_t size;	/* content bytes */
+	uint64_t size; /* content bytes */
 	enum dsn_ret ret;
-	char *envid;	/* owned or NULL; ENVID, xtext-decoded */
+	char *envid; /* owned or NULL; ENVID, xtext-decoded */
 	unsigned flags; /* QENV_* */
-	char *client;	/* owned or NULL; "name[addr]" or "local" */
-	char *helo;	/* owned or NULL */
+	char *client; /* owned or NULL; "name[addr]" or "local" */
+	char *helo; /* owned or NULL */
 	struct queue_rcpt *rcpts;
 	size_t nrcpt;
 };
@@ -109,8 +110,8 @@ const char *queue_rcpt_state_name(enum rcpt_state);
  * length limits, fuzzed: it returns NULL or an error string.
  */
 void queue_env_encode(const struct queue_env *, buf_t *out);
-const char *queue_env_decode(const void *data, size_t len,
-    struct queue_env **envp);
+const char *queue_env_decode(
+    const void *data, size_t len, struct queue_env **envp);
 
 /*
  * Opens (creating if needed, with recovery) the queue under dir. On error
@@ -125,7 +126,9 @@ void queue_new_id(char qid[QUEUE_ID_SIZE]);
 /*
  * Stores a new message: env (its qid must be set, see queue_new_id) and
  * the content. Not yet durable: see queue_sync(). Returns QUEUE_OK,
- * QUEUE_ENOSPC or QUEUE_ERR (err says why; err may be NULL).
+ * QUEUE_ENOSPC or QUEUE_ERR (err says why; err may be NULL), or
+ * QUEUE_EEXIST when that queue ID is already stored (nothing changed; a
+ * repeated maildrop import).
  */
 int queue_put(queue_t *, const struct queue_env *, const void *content,
     size_t len, buf_t *err);
@@ -149,7 +152,9 @@ int queue_delete(queue_t *, const char *qid);
 /*
  * Calls fn for each message due at or before now, in next-attempt order,
  * at most max messages; fn returns nonzero to stop. The env passed to fn is
- * freed after fn returns (dup it to keep it).
+ * freed after fn returns (dup it to keep it). fn may call queue_update()
+ * or queue_delete() on the queue. max 0 means no limit. Returns the number
+ * of messages visited, or a negative QUEUE_* error.
  */
 typedef int queue_visit_fn(void *arg, const struct queue_env *);
 int queue_due(queue_t *, int64_t now, size_t max, queue_visit_fn *, void *);

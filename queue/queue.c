@@ -1,0 +1,996 @@
+/*
+ * queue - the Berkeley DB queue store; see queue.h.
+ *
+ * Layout under queue_directory:
+ *   db/            the environment (mode 0700): region files, logs, and
+ *   db/envelopes.db, db/contents.db, db/schedule.db   (B-trees)
+ *   db/queue.lock  flock()ed while open: DB_RECOVER must never run while
+ *                  another process has the environment open.
+ *
+ * Every change is one transaction committed with DB_TXN_NOSYNC; the log
+ * reaches the disk at queue_sync() (one log flush covers every commit
+ * before it) so callers batch fsyncs: group commit. A deadlock between
+ * threads aborts one transaction, which is retried a bounded number of
+ * times.
+ *
+ * The schedule index holds exactly one key per message that has a pending
+ * or deferred recipient: the message's earliest next attempt. queue_due()
+ * repairs a key that does not match its envelope (it deletes it), so a
+ * stale key can cost one wasted read but never a lost or doubled visit.
+ */
+#include <db.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mta/util/log.h"
+#include "mta/util/qid.h"
+#include "mta/util/xalloc.h"
+#include "queue.h"
+
+/* Sizes: a 1 MiB log buffer lets a batch of ordinary messages reach the
+ * disk in one write; 8 MiB log files are removed as soon as a checkpoint
+ * no longer needs them, so the log tracks the queue's content. */
+#define QUEUE_CACHE_BYTES (16u * 1024 * 1024)
+#define QUEUE_LOG_BUFFER (1u * 1024 * 1024)
+#define QUEUE_LOG_FILE_MAX (8u * 1024 * 1024)
+#define QUEUE_CONTENT_PAGESIZE 16384
+#define QUEUE_DEADLOCK_RETRIES 50
+
+#define SCHED_KEY_LEN (8 + QUEUE_ID_LEN)
+
+struct queue {
+	DB_ENV *env;
+	DB *envelopes, *contents, *schedule;
+	char *dir; /* queue_directory */
+	char *dbdir; /* queue_directory/db */
+	int lockfd;
+	int opening; /* errcall: collect messages, do not log */
+	pthread_mutex_t lock; /* guards dberr */
+	buf_t *dberr; /* the last message from Berkeley DB */
+};
+
+/* Berkeley DB's own explanations ("BDB0062 ..."): kept for the error
+ * message while opening, logged afterwards. */
+static void
+queue_errcall(const DB_ENV *env, const char *pfx, const char *msg)
+{
+	queue_t *q = env->app_private;
+
+	(void)pfx;
+	if (q == NULL)
+		return;
+	pthread_mutex_lock(&q->lock);
+	/* While opening, keep them all: the first usually names the file
+	 * and the cause, the last only says that opening failed. */
+	if (!q->opening)
+		buf_reset(q->dberr);
+	if (buf_len(q->dberr) > 0)
+		buf_puts(q->dberr, "; ");
+	buf_put_printable(q->dberr, msg, strlen(msg));
+	pthread_mutex_unlock(&q->lock);
+	if (!q->opening)
+		log_warn("queue %s: berkeley db: %s", q->dbdir, msg);
+}
+
+static void
+queue_event(DB_ENV *env, u_int32_t event, void *info)
+{
+	queue_t *q = env->app_private;
+
+	(void)info;
+	if (event == DB_EVENT_PANIC)
+		log_err("queue %s: database environment panic; every queue "
+		        "operation fails until the daemon restarts (recovery)",
+		    q ? q->dbdir : "?");
+}
+
+static int
+is_nospace(int ret)
+{
+	return ret == ENOSPC || ret == EDQUOT || ret == EFBIG;
+}
+
+/* Maps a Berkeley DB result to QUEUE_*, with a message in err. */
+static int
+queue_result(queue_t *q, int ret, const char *what, const char *qid, buf_t *err)
+{
+	int code;
+
+	switch (ret) {
+	case 0:
+		return QUEUE_OK;
+	case DB_NOTFOUND:
+		code = QUEUE_ENOTFOUND;
+		break;
+	case DB_KEYEXIST:
+		code = QUEUE_EEXIST;
+		break;
+	default:
+		code = is_nospace(ret) ? QUEUE_ENOSPC : QUEUE_ERR;
+		break;
+	}
+	if (err) {
+		buf_reset(err);
+		if (code == QUEUE_EEXIST)
+			buf_printf(
+			    err, "queue ID %s already in the queue", qid);
+		else
+			buf_printf(err, "queue %s: %s%s%s: %s", q->dbdir, what,
+			    qid ? " " : "", qid ? qid : "", db_strerror(ret));
+	}
+	if (code == QUEUE_ERR || code == QUEUE_ENOSPC)
+		log_warn("%s: queue %s failed: %s", qid ? qid : "queue", what,
+		    db_strerror(ret));
+	return code;
+}
+
+static void
+dbt_init(DBT *d, const void *data, size_t len)
+{
+	memset(d, 0, sizeof(*d));
+	d->data = (void *)data;
+	d->size = (u_int32_t)len;
+}
+
+static void
+sched_key(unsigned char key[SCHED_KEY_LEN], int64_t when, const char *qid)
+{
+	uint64_t t = when < 0 ? 0 : (uint64_t)when;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		key[i] = (unsigned char)(t >> (56 - 8 * i));
+	memcpy(key + 8, qid, QUEUE_ID_LEN);
+}
+
+static int64_t
+sched_time(const unsigned char *key)
+{
+	uint64_t t = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		t = t << 8 | key[i];
+	return t > INT64_MAX ? INT64_MAX : (int64_t)t;
+}
+
+/*
+ * Runs op in a transaction, committed without sync; retried when Berkeley
+ * DB picks it as a deadlock victim. Returns a Berkeley DB result.
+ */
+typedef int txn_op(queue_t *, DB_TXN *, void *);
+
+static int
+queue_txn(queue_t *q, txn_op *op, void *arg)
+{
+	DB_TXN *txn;
+	int ret, tries;
+
+	for (tries = 0; tries < QUEUE_DEADLOCK_RETRIES; tries++) {
+		if ((ret = q->env->txn_begin(q->env, NULL, &txn, 0)) != 0)
+			return ret;
+		if ((ret = op(q, txn, arg)) != 0) {
+			(void)txn->abort(txn);
+			if (ret == DB_LOCK_DEADLOCK ||
+			    ret == DB_LOCK_NOTGRANTED)
+				continue;
+			return ret;
+		}
+		return txn->commit(txn, DB_TXN_NOSYNC);
+	}
+	return ret;
+}
+
+/* Opening. */
+
+static int
+ensure_dir(const char *path, buf_t *err)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT) {
+			buf_printf(err, "queue directory %s: %s", path,
+			    strerror(errno));
+			return -1;
+		}
+		if (mkdir(path, 0700) < 0) {
+			buf_printf(err, "cannot create queue directory %s: %s",
+			    path, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		buf_printf(err, "queue directory %s: not a directory", path);
+		return -1;
+	}
+	if (access(path, R_OK | W_OK | X_OK) < 0) {
+		buf_printf(
+		    err, "queue directory %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+open_error(queue_t *q, buf_t *err, const char *what, const char *path, int ret)
+{
+	buf_printf(err, "%s %s: %s", what, path, db_strerror(ret));
+	pthread_mutex_lock(&q->lock);
+	if (buf_len(q->dberr) > 0)
+		buf_printf(err, " (%s)", buf_data(q->dberr));
+	pthread_mutex_unlock(&q->lock);
+}
+
+static int
+open_db(queue_t *q, DB **dbp, const char *name, u_int32_t pagesize, buf_t *err)
+{
+	DB *db;
+	int ret;
+
+	*dbp = NULL;
+	if ((ret = db_create(&db, q->env, 0)) != 0) {
+		open_error(
+		    q, err, "cannot create database handle for", q->dbdir, ret);
+		return -1;
+	}
+	if (pagesize)
+		(void)db->set_pagesize(db, pagesize);
+	ret = db->open(db, NULL, name, NULL, DB_BTREE,
+	    DB_CREATE | DB_THREAD | DB_AUTO_COMMIT, 0600);
+	if (ret != 0) {
+		buf_t *path = buf_new(0);
+
+		buf_printf(path, "%s/%s", q->dbdir, name);
+		open_error(
+		    q, err, "cannot open queue database", buf_data(path), ret);
+		buf_free(path);
+		(void)db->close(db, 0);
+		return -1;
+	}
+	*dbp = db;
+	return 0;
+}
+
+static void
+queue_free(queue_t *q)
+{
+	if (q->schedule)
+		(void)q->schedule->close(q->schedule, 0);
+	if (q->contents)
+		(void)q->contents->close(q->contents, 0);
+	if (q->envelopes)
+		(void)q->envelopes->close(q->envelopes, 0);
+	if (q->env)
+		(void)q->env->close(q->env, 0);
+	if (q->lockfd >= 0)
+		close(q->lockfd); /* releases the flock */
+	pthread_mutex_destroy(&q->lock);
+	buf_free(q->dberr);
+	free(q->dir);
+	free(q->dbdir);
+	free(q);
+}
+
+queue_t *
+queue_open(const char *dir, buf_t *err)
+{
+	queue_t *q = xcalloc(1, sizeof(*q));
+	buf_t *path = buf_new(0);
+	u_int32_t flags;
+	int ret;
+
+	buf_reset(err);
+	q->lockfd = -1;
+	q->opening = 1;
+	pthread_mutex_init(&q->lock, NULL);
+	q->dberr = buf_new(2048);
+	q->dir = xstrdup(dir);
+	buf_printf(path, "%s/db", dir);
+	q->dbdir = buf_steal(path, NULL);
+
+	if (ensure_dir(q->dir, err) < 0 || ensure_dir(q->dbdir, err) < 0)
+		goto fail;
+
+	buf_printf(path, "%s/queue.lock", q->dbdir);
+	q->lockfd = open(buf_data(path), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (q->lockfd < 0) {
+		buf_printf(err, "cannot open queue lock file %s: %s",
+		    buf_data(path), strerror(errno));
+		goto fail;
+	}
+	if (flock(q->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			buf_printf(err,
+			    "queue %s is in use by another process (%s is "
+			    "locked)",
+			    q->dbdir, buf_data(path));
+		else
+			buf_printf(err, "cannot lock %s: %s", buf_data(path),
+			    strerror(errno));
+		goto fail;
+	}
+
+	if ((ret = db_env_create(&q->env, 0)) != 0) {
+		open_error(q, err, "cannot create database environment for",
+		    q->dbdir, ret);
+		goto fail;
+	}
+	q->env->app_private = q;
+	q->env->set_errcall(q->env, queue_errcall);
+	(void)q->env->set_event_notify(q->env, queue_event);
+	(void)q->env->set_cachesize(q->env, 0, QUEUE_CACHE_BYTES, 1);
+	(void)q->env->set_lg_bsize(q->env, QUEUE_LOG_BUFFER);
+	(void)q->env->set_lg_max(q->env, QUEUE_LOG_FILE_MAX);
+	(void)q->env->set_lk_detect(q->env, DB_LOCK_DEFAULT);
+	(void)q->env->set_lk_max_locks(q->env, 20000);
+	(void)q->env->set_lk_max_objects(q->env, 20000);
+	(void)q->env->set_lk_max_lockers(q->env, 2000);
+	(void)q->env->set_tx_max(q->env, 1000);
+	(void)q->env->log_set_config(q->env, DB_LOG_AUTO_REMOVE, 1);
+	flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG |
+	        DB_INIT_MPOOL | DB_RECOVER | DB_THREAD;
+	if ((ret = q->env->open(q->env, q->dbdir, flags, 0600)) != 0) {
+		open_error(q, err, "cannot open queue database environment",
+		    q->dbdir, ret);
+		goto fail;
+	}
+	if (open_db(q, &q->envelopes, "envelopes.db", 0, err) < 0 ||
+	    open_db(q, &q->contents, "contents.db", QUEUE_CONTENT_PAGESIZE,
+	        err) < 0 ||
+	    open_db(q, &q->schedule, "schedule.db", 0, err) < 0)
+		goto fail;
+	q->opening = 0;
+	buf_free(path);
+	log_info("queue %s: opened", q->dbdir);
+	return q;
+
+fail:
+	if (buf_len(err) == 0)
+		buf_printf(err, "cannot open queue %s", q->dbdir);
+	buf_free(path);
+	queue_free(q);
+	return NULL;
+}
+
+void
+queue_close(queue_t *q)
+{
+	if (q == NULL)
+		return;
+	(void)queue_checkpoint(q);
+	queue_free(q);
+}
+
+void
+queue_new_id(char qid[QUEUE_ID_SIZE])
+{
+	qid_new(qid);
+}
+
+/* Storing. */
+
+struct put_arg {
+	const struct queue_env *env;
+	buf_t *record;
+	const void *content;
+	size_t len;
+};
+
+static int
+put_op(queue_t *q, DB_TXN *txn, void *a)
+{
+	struct put_arg *pa = a;
+	unsigned char sk[SCHED_KEY_LEN];
+	int64_t due = queue_env_next_due(pa->env);
+	DBT key, data;
+	int ret;
+
+	dbt_init(&key, pa->env->qid, QUEUE_ID_LEN);
+	dbt_init(&data, buf_data(pa->record), buf_len(pa->record));
+	ret = q->envelopes->put(q->envelopes, txn, &key, &data, DB_NOOVERWRITE);
+	if (ret != 0)
+		return ret;
+	dbt_init(&data, pa->content, pa->len);
+	if ((ret = q->contents->put(q->contents, txn, &key, &data, 0)) != 0)
+		return ret;
+	if (due < 0)
+		return 0;
+	sched_key(sk, due, pa->env->qid);
+	dbt_init(&key, sk, sizeof(sk));
+	dbt_init(&data, "", 0);
+	return q->schedule->put(q->schedule, txn, &key, &data, 0);
+}
+
+int
+queue_put(queue_t *q, const struct queue_env *env, const void *content,
+    size_t len, buf_t *err)
+{
+	struct put_arg pa = {env, NULL, content, len};
+	int ret, code;
+
+	if (!qid_valid(env->qid)) {
+		if (err) {
+			buf_reset(err);
+			buf_puts(err, "queue_put: bad queue ID");
+		}
+		return QUEUE_ERR;
+	}
+	if (len > UINT32_MAX - 1) {
+		if (err) {
+			buf_reset(err);
+			buf_printf(err, "%s: message too large for the queue",
+			    env->qid);
+		}
+		return QUEUE_ERR;
+	}
+	pa.record = buf_new(0);
+	queue_env_encode(env, pa.record);
+	ret = queue_txn(q, put_op, &pa);
+	buf_free(pa.record);
+	code = queue_result(q, ret, "put", env->qid, err);
+	if (code == QUEUE_OK) {
+		buf_t *line = buf_new(2048);
+
+		buf_put_printable(line, env->sender, strlen(env->sender));
+		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)",
+		    env->qid, buf_data(line), (unsigned long long)env->size,
+		    env->nrcpt);
+		buf_free(line);
+	}
+	return code;
+}
+
+int
+queue_sync(queue_t *q, buf_t *err)
+{
+	int ret = q->env->log_flush(q->env, NULL);
+
+	return queue_result(q, ret, "log flush", NULL, err);
+}
+
+/* Reading. */
+
+/* Reads one record (malloc'd) outside any transaction. */
+static int
+read_record(queue_t *q, DB *db, DB_TXN *txn, const char *qid, u_int32_t flags,
+    DBT *data)
+{
+	DBT key;
+	int ret, tries;
+
+	dbt_init(&key, qid, QUEUE_ID_LEN);
+	for (tries = 0; tries < QUEUE_DEADLOCK_RETRIES; tries++) {
+		memset(data, 0, sizeof(*data));
+		data->flags = DB_DBT_MALLOC;
+		ret = db->get(db, txn, &key, data, flags);
+		/* Inside a transaction the caller retries as a whole. */
+		if (txn || ret != DB_LOCK_DEADLOCK)
+			break;
+	}
+	(void)q;
+	return ret;
+}
+
+static int
+decode_record(const char *qid, DBT *data, struct queue_env **envp)
+{
+	const char *why;
+
+	why = queue_env_decode(data->data, data->size, envp);
+	free(data->data);
+	data->data = NULL;
+	if (why) {
+		log_err("%s: damaged envelope record: %s", qid, why);
+		return QUEUE_ERR;
+	}
+	return QUEUE_OK;
+}
+
+int
+queue_get(queue_t *q, const char *qid, struct queue_env **envp)
+{
+	DBT data;
+	int ret;
+
+	*envp = NULL;
+	if (!qid_valid(qid))
+		return QUEUE_ENOTFOUND;
+	ret = read_record(q, q->envelopes, NULL, qid, 0, &data);
+	if (ret != 0)
+		return queue_result(q, ret, "get", qid, NULL);
+	return decode_record(qid, &data, envp);
+}
+
+int
+queue_get_content(queue_t *q, const char *qid, buf_t *out)
+{
+	DBT data;
+	int ret;
+
+	if (!qid_valid(qid))
+		return QUEUE_ENOTFOUND;
+	ret = read_record(q, q->contents, NULL, qid, 0, &data);
+	if (ret != 0)
+		return queue_result(q, ret, "get content", qid, NULL);
+	ret = buf_append(out, data.data, data.size);
+	free(data.data);
+	if (ret < 0) {
+		log_err("%s: content does not fit the caller's buffer", qid);
+		return QUEUE_ERR;
+	}
+	return QUEUE_OK;
+}
+
+/* Changing. */
+
+static int
+all_final(const struct queue_env *env)
+{
+	size_t i;
+
+	for (i = 0; i < env->nrcpt; i++)
+		if (env->rcpts[i].state != RCPT_DELIVERED &&
+		    env->rcpts[i].state != RCPT_FAILED)
+			return 0;
+	return 1;
+}
+
+static int
+sched_del(queue_t *q, DB_TXN *txn, int64_t when, const char *qid)
+{
+	unsigned char sk[SCHED_KEY_LEN];
+	DBT key;
+	int ret;
+
+	sched_key(sk, when, qid);
+	dbt_init(&key, sk, sizeof(sk));
+	ret = q->schedule->del(q->schedule, txn, &key, 0);
+	return ret == DB_NOTFOUND ? 0 : ret;
+}
+
+/*
+ * The old envelope under a write lock, for its schedule key. A damaged
+ * old record gives *old_due = -1: its key, if any, is left for
+ * queue_due() to remove.
+ */
+static int
+old_due_time(queue_t *q, DB_TXN *txn, const char *qid, int64_t *old_due)
+{
+	struct queue_env *old;
+	DBT data;
+	int ret;
+
+	*old_due = -1;
+	ret = read_record(q, q->envelopes, txn, qid, DB_RMW, &data);
+	if (ret != 0)
+		return ret;
+	if (decode_record(qid, &data, &old) == QUEUE_OK) {
+		*old_due = queue_env_next_due(old);
+		queue_env_free(old);
+	}
+	return 0;
+}
+
+static int
+remove_whole(queue_t *q, DB_TXN *txn, const char *qid)
+{
+	DBT key;
+	int ret;
+
+	dbt_init(&key, qid, QUEUE_ID_LEN);
+	if ((ret = q->envelopes->del(q->envelopes, txn, &key, 0)) != 0)
+		return ret;
+	ret = q->contents->del(q->contents, txn, &key, 0);
+	return ret == DB_NOTFOUND ? 0 : ret;
+}
+
+struct update_arg {
+	const struct queue_env *env;
+	buf_t *record;
+	int removed;
+};
+
+static int
+update_op(queue_t *q, DB_TXN *txn, void *a)
+{
+	struct update_arg *ua = a;
+	const char *qid = ua->env->qid;
+	int64_t old_due, due = queue_env_next_due(ua->env);
+	unsigned char sk[SCHED_KEY_LEN];
+	DBT key, data;
+	int ret;
+
+	ua->removed = 0;
+	if ((ret = old_due_time(q, txn, qid, &old_due)) != 0)
+		return ret;
+	if (old_due >= 0 && (old_due != due || ua->record == NULL))
+		if ((ret = sched_del(q, txn, old_due, qid)) != 0)
+			return ret;
+	if (ua->record == NULL) {
+		ua->removed = 1;
+		return remove_whole(q, txn, qid);
+	}
+	dbt_init(&key, qid, QUEUE_ID_LEN);
+	dbt_init(&data, buf_data(ua->record), buf_len(ua->record));
+	if ((ret = q->envelopes->put(q->envelopes, txn, &key, &data, 0)) != 0)
+		return ret;
+	if (due < 0 || due == old_due)
+		return 0;
+	sched_key(sk, due, qid);
+	dbt_init(&key, sk, sizeof(sk));
+	dbt_init(&data, "", 0);
+	return q->schedule->put(q->schedule, txn, &key, &data, 0);
+}
+
+int
+queue_update(queue_t *q, const struct queue_env *env)
+{
+	struct update_arg ua = {env, NULL, 0};
+	int ret;
+
+	if (!qid_valid(env->qid))
+		return QUEUE_ENOTFOUND;
+	if (!all_final(env)) {
+		ua.record = buf_new(0);
+		queue_env_encode(env, ua.record);
+	}
+	ret = queue_txn(q, update_op, &ua);
+	buf_free(ua.record);
+	if (ret == 0 && ua.removed)
+		log_info("%s: removed", env->qid);
+	return queue_result(q, ret, "update", env->qid, NULL);
+}
+
+static int
+delete_op(queue_t *q, DB_TXN *txn, void *a)
+{
+	const char *qid = a;
+	int64_t old_due;
+	int ret;
+
+	if ((ret = old_due_time(q, txn, qid, &old_due)) != 0)
+		return ret;
+	if (old_due >= 0 && (ret = sched_del(q, txn, old_due, qid)) != 0)
+		return ret;
+	return remove_whole(q, txn, qid);
+}
+
+int
+queue_delete(queue_t *q, const char *qid)
+{
+	char id[QUEUE_ID_SIZE];
+	int ret;
+
+	if (!qid_valid(qid))
+		return QUEUE_ENOTFOUND;
+	memcpy(id, qid, sizeof(id));
+	ret = queue_txn(q, delete_op, id);
+	if (ret == 0)
+		log_info("%s: removed", id);
+	return queue_result(q, ret, "delete", id, NULL);
+}
+
+/* Walking. */
+
+struct sched_entry {
+	int64_t when;
+	char qid[QUEUE_ID_SIZE];
+};
+
+/*
+ * Collects the schedule keys due at or before now (at most max; 0: no
+ * limit) with the cursor closed afterwards, so that the visitor may
+ * update the queue without waiting on a lock its own walk holds.
+ */
+static int
+collect_due(
+    queue_t *q, int64_t now, size_t max, struct sched_entry **vp, size_t *np)
+{
+	struct sched_entry *v = NULL;
+	size_t n = 0, alloc = 0;
+	DBC *cur;
+	DBT key, data;
+	u_int32_t op;
+	int ret, tries;
+
+	for (tries = 0; tries < QUEUE_DEADLOCK_RETRIES; tries++) {
+		n = 0;
+		op = DB_FIRST;
+		ret = q->schedule->cursor(
+		    q->schedule, NULL, &cur, DB_READ_COMMITTED);
+		if (ret != 0)
+			break;
+		memset(&key, 0, sizeof(key));
+		memset(&data, 0, sizeof(data));
+		key.flags = DB_DBT_REALLOC;
+		data.flags = DB_DBT_REALLOC;
+		while ((max == 0 || n < max) &&
+		       (ret = cur->get(cur, &key, &data, op)) == 0) {
+			op = DB_NEXT;
+			if (key.size != SCHED_KEY_LEN) {
+				log_warn("queue %s: schedule key of %u bytes "
+				         "ignored",
+				    q->dbdir, key.size);
+				continue;
+			}
+			if (sched_time(key.data) > now)
+				break;
+			if (n == alloc) {
+				alloc = alloc ? alloc * 2 : 64;
+				v = xreallocarray(v, alloc, sizeof(*v));
+			}
+			v[n].when = sched_time(key.data);
+			memcpy(v[n].qid, (char *)key.data + 8, QUEUE_ID_LEN);
+			v[n].qid[QUEUE_ID_LEN] = '\0';
+			n++;
+		}
+		free(key.data);
+		free(data.data);
+		(void)cur->close(cur);
+		if (ret == DB_NOTFOUND)
+			ret = 0;
+		if (ret != DB_LOCK_DEADLOCK)
+			break;
+	}
+	*vp = v;
+	*np = n;
+	return ret;
+}
+
+struct stale_arg {
+	int64_t when;
+	const char *qid;
+};
+
+/* Deletes a schedule key if, under the envelope's lock, it is stale. */
+static int
+stale_op(queue_t *q, DB_TXN *txn, void *a)
+{
+	struct stale_arg *sa = a;
+	int64_t due;
+	int ret = old_due_time(q, txn, sa->qid, &due);
+
+	if (ret == DB_NOTFOUND)
+		due = -1;
+	else if (ret != 0)
+		return ret;
+	if (due == sa->when)
+		return 0;
+	return sched_del(q, txn, sa->when, sa->qid);
+}
+
+int
+queue_due(queue_t *q, int64_t now, size_t max, queue_visit_fn *fn, void *arg)
+{
+	struct sched_entry *v;
+	size_t n, i;
+	int ret, visited = 0;
+
+	if ((ret = collect_due(q, now, max, &v, &n)) != 0)
+		return queue_result(q, ret, "schedule walk", NULL, NULL);
+	for (i = 0; i < n; i++) {
+		struct queue_env *env = NULL;
+		int rc = queue_get(q, v[i].qid, &env);
+		int64_t due = env ? queue_env_next_due(env) : -1;
+
+		if (rc == QUEUE_OK && due == v[i].when) {
+			visited++;
+			rc = fn(arg, env);
+			queue_env_free(env);
+			if (rc != 0)
+				break;
+			continue;
+		}
+		queue_env_free(env);
+		if (rc == QUEUE_OK || rc == QUEUE_ENOTFOUND) {
+			struct stale_arg sa = {v[i].when, v[i].qid};
+
+			log_debug("%s: schedule entry at %lld is stale",
+			    v[i].qid, (long long)v[i].when);
+			(void)queue_txn(q, stale_op, &sa);
+		}
+	}
+	free(v);
+	return visited;
+}
+
+int64_t
+queue_next_wakeup(queue_t *q)
+{
+	DBC *cur;
+	DBT key, data;
+	int64_t when = -1;
+	int ret;
+
+	if (q->schedule->cursor(q->schedule, NULL, &cur, DB_READ_COMMITTED) !=
+	    0)
+		return -1;
+	memset(&key, 0, sizeof(key));
+	memset(&data, 0, sizeof(data));
+	key.flags = DB_DBT_MALLOC;
+	data.flags = DB_DBT_MALLOC;
+	ret = cur->get(cur, &key, &data, DB_FIRST);
+	if (ret == 0 && key.size == SCHED_KEY_LEN)
+		when = sched_time(key.data);
+	if (ret == 0) {
+		free(key.data);
+		free(data.data);
+	}
+	(void)cur->close(cur);
+	return when;
+}
+
+/*
+ * Visits envelopes in queue ID order in chunks: each chunk is read with a
+ * cursor that is closed before the visitor runs (see collect_due). Queue
+ * IDs never change, so resuming after the last ID seen is exact.
+ */
+#define WALK_CHUNK 256
+
+struct walk_rec {
+	char qid[QUEUE_ID_SIZE];
+	void *data;
+	u_int32_t size;
+};
+
+static int
+walk_chunk(queue_t *q, const char *after, struct walk_rec *v, size_t *np)
+{
+	DBC *cur;
+	DBT key, data;
+	char kbuf[QUEUE_ID_SIZE];
+	u_int32_t op;
+	size_t n = 0;
+	int ret;
+
+	if ((ret = q->envelopes->cursor(
+	         q->envelopes, NULL, &cur, DB_READ_COMMITTED)) != 0)
+		return ret;
+	memset(&key, 0, sizeof(key));
+	key.data = kbuf;
+	key.ulen = sizeof(kbuf);
+	key.flags = DB_DBT_USERMEM;
+	if (after[0]) {
+		memcpy(kbuf, after, QUEUE_ID_LEN);
+		key.size = QUEUE_ID_LEN;
+		op = DB_SET_RANGE;
+	} else {
+		op = DB_FIRST;
+	}
+	while (n < WALK_CHUNK) {
+		memset(&data, 0, sizeof(data));
+		data.flags = DB_DBT_MALLOC;
+		if ((ret = cur->get(cur, &key, &data, op)) != 0)
+			break;
+		op = DB_NEXT;
+		if (key.size != QUEUE_ID_LEN ||
+		    (after[0] && memcmp(kbuf, after, QUEUE_ID_LEN) == 0)) {
+			free(data.data);
+			continue;
+		}
+		memcpy(v[n].qid, kbuf, QUEUE_ID_LEN);
+		v[n].qid[QUEUE_ID_LEN] = '\0';
+		v[n].data = data.data;
+		v[n].size = data.size;
+		n++;
+	}
+	(void)cur->close(cur);
+	*np = n;
+	if (ret == DB_NOTFOUND || ret == 0)
+		return 0;
+	while (n > 0)
+		free(v[--n].data);
+	*np = 0;
+	return ret;
+}
+
+int
+queue_walk(queue_t *q, queue_visit_fn *fn, void *arg)
+{
+	struct walk_rec *v = xcalloc(WALK_CHUNK, sizeof(*v));
+	char after[QUEUE_ID_SIZE] = "";
+	size_t n, i;
+	int ret = 0, tries = 0, stop = 0;
+
+	while (!stop) {
+		ret = walk_chunk(q, after, v, &n);
+		if (ret == DB_LOCK_DEADLOCK && ++tries < QUEUE_DEADLOCK_RETRIES)
+			continue;
+		if (ret != 0 || n == 0)
+			break;
+		for (i = 0; i < n; i++) {
+			struct queue_env *env;
+			DBT data;
+
+			memset(&data, 0, sizeof(data));
+			data.data = v[i].data;
+			data.size = v[i].size;
+			if (!stop &&
+			    decode_record(v[i].qid, &data, &env) == QUEUE_OK) {
+				stop = fn(arg, env) != 0;
+				queue_env_free(env);
+			}
+			free(data.data);
+		}
+		memcpy(after, v[n - 1].qid, QUEUE_ID_SIZE);
+		if (n < WALK_CHUNK)
+			break;
+	}
+	free(v);
+	return queue_result(q, ret, "walk", NULL, NULL);
+}
+
+struct stats_arg {
+	struct queue_stats *st;
+};
+
+static int
+stats_visit(void *arg, const struct queue_env *env)
+{
+	struct queue_stats *st = arg;
+	size_t i;
+
+	st->messages++;
+	st->bytes += env->size;
+	if (st->oldest_arrival == 0 || env->arrival < st->oldest_arrival)
+		st->oldest_arrival = env->arrival;
+	for (i = 0; i < env->nrcpt; i++) {
+		switch (env->rcpts[i].state) {
+		case RCPT_PENDING:
+			st->rcpt_pending++;
+			break;
+		case RCPT_DEFERRED:
+			st->rcpt_deferred++;
+			break;
+		case RCPT_HELD:
+			st->rcpt_held++;
+			break;
+		default:
+			break;
+		}
+	}
+	return 0;
+}
+
+int
+queue_stats(queue_t *q, struct queue_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	return queue_walk(q, stats_visit, st);
+}
+
+int
+queue_checkpoint(queue_t *q)
+{
+	DB *dbs[3] = {q->envelopes, q->contents, q->schedule};
+	int ret, i;
+
+	ret = q->env->txn_checkpoint(q->env, 0, 0, 0);
+	if (ret != 0)
+		return queue_result(q, ret, "checkpoint", NULL, NULL);
+	/* DB_LOG_AUTO_REMOVE removes logs as checkpoints free them; this
+	 * makes sure of it even when the setting was lost. */
+	ret = q->env->log_archive(q->env, NULL, DB_ARCH_REMOVE);
+	if (ret != 0)
+		return queue_result(q, ret, "log archive", NULL, NULL);
+	/* Give emptied pages back to the file system, so that a queue that
+	 * drained after a flood shrinks. Best effort: a deadlock with a
+	 * writer just leaves it for the next checkpoint. */
+	for (i = 0; i < 3; i++) {
+		DB_COMPACT c;
+
+		memset(&c, 0, sizeof(c));
+		(void)dbs[i]->compact(
+		    dbs[i], NULL, NULL, NULL, &c, DB_FREE_SPACE, NULL);
+	}
+	return QUEUE_OK;
+}
