@@ -9,6 +9,9 @@
  *   policy_tool mx-match HOST PATTERN...
  *   policy_tool content-type VALUE
  *   policy_tool tlsa HEX               decode one TLSA RDATA
+ *   policy_tool dane-chain BASE PEM HEX...
+ *                                      verify a chain (leaf first, in the
+ *                                      PEM file) against TLSA RDATA
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,9 @@
 
 #include "mta/util/buf.h"
 #include "mta/util/xalloc.h"
+#include <openssl/pem.h>
+
+#include "policy/dane/dane.h"
 #include "policy/dane/tlsa.h"
 #include "policy/sts/sts_parse.h"
 
@@ -136,6 +142,46 @@ cmd_tlsa(const char *hex)
 	return 0;
 }
 
+static int
+cmd_dane_chain(const char *base, const char *pem, int n, char **hex)
+{
+	struct tlsa_rec *recs = xcalloc((size_t)n + 1, sizeof(*recs));
+	unsigned char **rdata = xcalloc((size_t)n + 1, sizeof(*rdata));
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	buf_t *desc = buf_new(1024);
+	FILE *fp = fopen(pem, "r");
+	X509 *x;
+	int i, usable, verified, nrec = 0;
+
+	if (fp == NULL) {
+		perror(pem);
+		return 2;
+	}
+	while ((x = PEM_read_X509(fp, NULL, NULL, NULL)) != NULL)
+		sk_X509_push(chain, x);
+	fclose(fp);
+	for (i = 0; i < n; i++) {
+		size_t len;
+
+		rdata[i] = unhex(hex[i], &len);
+		if (tlsa_decode(rdata[i], len, &recs[nrec]) == NULL)
+			nrec++;
+	}
+	usable = dane_verify_chain(
+	    base, NULL, recs, (size_t)nrec, chain, &verified, desc);
+	printf("{\"usable\": %d, \"verified\": %s, \"desc\": ", usable,
+	    verified ? "true" : "false");
+	json_string(buf_data(desc));
+	printf("}\n");
+	for (i = 0; i < n; i++)
+		free(rdata[i]);
+	free(rdata);
+	free(recs);
+	sk_X509_pop_free(chain, X509_free);
+	buf_free(desc);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -158,6 +204,8 @@ main(int argc, char **argv)
 	}
 	if (argc == 3 && strcmp(argv[1], "tlsa") == 0)
 		return cmd_tlsa(argv[2]);
+	if (argc >= 4 && strcmp(argv[1], "dane-chain") == 0)
+		return cmd_dane_chain(argv[2], argv[3], argc - 4, argv + 4);
 	fprintf(stderr, "usage: policy_tool sts-policy FILE | sts-txt HEX... | "
 	                "mx-match HOST PATTERN... | content-type VALUE | "
 	                "tlsa HEX\n");
