@@ -123,6 +123,8 @@ CFG(dnssec_trust_anchor_file, STR, "", 0, 0, "",
     "Trust anchor file (DS or DNSKEY records, zone file format); empty: the system's root anchor.")
 CFG(dns_timeout, TIME, "10s", 1, 300, "",
     "Time limit for one DNS lookup.")
+CFG(dns_cache_size, INT, "10000", 0, 1000000, "",
+    "Most answers kept in the resolver's cache (oldest evicted first); 0: no cache, concurrent lookups still share one query.")
 CFG(mta_sts_enable, BOOL, "yes", 0, 0, "",
     "Discover, fetch and enforce MTA-STS policies (RFC 8461).")
 CFG(mta_sts_fetch_timeout, TIME, "30s", 1, 120, "",
