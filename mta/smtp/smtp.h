@@ -1,0 +1,230 @@
+/*
+ * smtp - the outbound SMTP client: TLS security levels, the reply parser,
+ * message encoding, and one client session (a named state machine over a
+ * libevent bufferevent, optionally wrapped in TLS after STARTTLS).
+ *
+ * The session knows one server address and one message at a time; which
+ * server to try, what to do with the results and when to reuse or close
+ * a connection is decided by deliver/ (mta/deliver/deliver.h).
+ *
+ * RFCs: 5321 (4.1 commands, 4.2 replies, 4.5.2 dot-stuffing, 4.5.3.2
+ * timeouts), 3207 STARTTLS, 2920 PIPELINING, 1870 SIZE, 6152 8BITMIME,
+ * 6531 SMTPUTF8, 3461 DSN, 2034/3463 enhanced status codes.
+ */
+#ifndef STRICTMTA_SMTP_H
+#define STRICTMTA_SMTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "mta/util/buf.h"
+
+struct event_base;
+struct config;
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/*
+ * TLS security levels, weakest first, so that policies compare with <
+ * and >. The verdict of the policy layer (DANE, MTA-STS, config) for one
+ * destination or host is one of these.
+ */
+enum tls_level {
+	TLS_LEV_NONE, /* never STARTTLS */
+	TLS_LEV_MAY, /* STARTTLS when offered, any certificate */
+	TLS_LEV_ENCRYPT, /* TLS required, certificate not checked */
+	TLS_LEV_DANE, /* TLS required, certificate must match TLSA */
+	TLS_LEV_STS_ENFORCE, /* TLS 1.2+, WebPKI certificate for the MX name */
+};
+
+static inline int
+tls_level_must_encrypt(enum tls_level l)
+{
+	return l >= TLS_LEV_ENCRYPT;
+}
+static inline int
+tls_level_must_match(enum tls_level l)
+{
+	return l >= TLS_LEV_DANE;
+}
+const char *tls_level_name(enum tls_level);
+/* "none", "may", "encrypt", "dane", "sts-enforce"; -1 if unknown. */
+int tls_level_parse(const char *, enum tls_level *);
+
+/*
+ * Replies (RFC 5321 4.2). Caps: a line is at most SMTP_REPLY_LINE_MAX
+ * bytes including CRLF, a reply at most SMTP_REPLY_LINES_MAX lines.
+ */
+#define SMTP_REPLY_LINE_MAX 512
+#define SMTP_REPLY_LINES_MAX 100
+#define SMTP_STATUS_SIZE 16
+
+struct smtp_reply {
+	int code; /* 200..599 */
+	char status[SMTP_STATUS_SIZE]; /* enhanced code "2.0.0" or "" */
+	size_t nlines;
+	/* The text of each line after "DDD-"/"DDD ", lines joined by '\n',
+	 * NUL-terminated. Bytes are as received (make printable to log). */
+	char text[SMTP_REPLY_LINES_MAX * SMTP_REPLY_LINE_MAX];
+	size_t textlen;
+};
+
+/*
+ * Parses one complete reply at the start of data[0..len). Returns NULL
+ * and sets *used to the bytes consumed; *used == 0 means the reply is not
+ * complete yet (read more). Otherwise returns an error string ("reply
+ * line too long", ...) and the connection should be dropped. A line may
+ * end in CRLF or a bare LF.
+ */
+const char *smtp_reply_parse(
+    const char *data, size_t len, struct smtp_reply *, size_t *used);
+/* Checks "x.y.z" per RFC 3463 (class 2, 4 or 5; 1-3 and 1-3 digits). */
+int smtp_status_valid(const char *s, size_t len);
+/* Appends "250 2.0.0 text" with lines joined by spaces, printable. */
+void smtp_reply_format(const struct smtp_reply *, buf_t *out);
+
+/* Service extensions from an EHLO reply (RFC 5321 4.1.1.1). */
+#define SMTP_EXT_STARTTLS 0x01
+#define SMTP_EXT_PIPELINING 0x02
+#define SMTP_EXT_SIZE 0x04
+#define SMTP_EXT_8BITMIME 0x08
+#define SMTP_EXT_SMTPUTF8 0x10
+#define SMTP_EXT_DSN 0x20
+#define SMTP_EXT_ENHANCEDSTATUSCODES 0x40
+#define SMTP_EXT_CHUNKING 0x80
+
+struct smtp_ehlo {
+	unsigned ext; /* SMTP_EXT_* */
+	uint64_t size; /* SIZE limit; 0 = none announced */
+};
+void smtp_ehlo_parse(const struct smtp_reply *, struct smtp_ehlo *);
+
+/*
+ * Message encoding for DATA (RFC 5321 4.5.2): dot-stuffs and turns every
+ * bare CR or bare LF into CRLF so that no bare newline ever leaves this
+ * host (SMTP smuggling); ends with CRLF "." CRLF. Appends to out.
+ */
+void smtp_data_encode(const char *content, size_t len, buf_t *out);
+/* xtext (RFC 3461 4): appends s with '+', '=' and non-printables as +HH. */
+void smtp_xtext_encode(const char *s, buf_t *out);
+/* Decodes xtext; returns -1 on a malformed +HH. */
+int smtp_xtext_decode(const char *s, size_t len, buf_t *out);
+/* Nonzero when any byte has the high bit set (needs 8BITMIME). */
+int smtp_has_8bit(const char *s, size_t len);
+
+/*
+ * TLS: one client context for all sessions: the default verify paths or
+ * smtp_tls_CAfile; verification is recorded, not enforced (the session
+ * enforces it per level). NULL with err set when the CA file is unusable.
+ */
+SSL_CTX *smtp_tls_ctx_new(const struct config *, buf_t *err);
+void smtp_tls_ctx_free(SSL_CTX *);
+
+/* What one session learned about TLS, for the log and TLS reports. */
+struct smtp_tls_info {
+	int active; /* handshake completed */
+	char protocol[16]; /* "TLSv1.3" */
+	char cipher[64]; /* "TLS_AES_256_GCM_SHA384" */
+	int verified; /* chain trusted and name matched */
+	char verify[16]; /* "verified", "untrusted", "name-mismatch" */
+	char reason[128]; /* OpenSSL's reason when not verified */
+};
+
+/*
+ * One message transaction. Owned by the caller; must stay valid until
+ * the SMTP_EV_DONE or SMTP_EV_FAIL callback for it. The session writes
+ * each recipient's result into rcpts[i].
+ */
+struct smtp_msg_rcpt {
+	const char *address;
+	const char *orcpt; /* NULL, or "rfc822;..." as received (xtext) */
+	unsigned notify; /* DSN_NOTIFY_* bits, 0 = not given */
+	/* Results: code 0 means no answer yet (treat as temporary). */
+	int code;
+	char status[SMTP_STATUS_SIZE];
+	char reply[600]; /* "550 5.1.1 ... ", printable */
+};
+
+struct smtp_msg {
+	const char *qid;
+	const char *sender;
+	const char *envid; /* NULL or decoded ENVID */
+	unsigned flags; /* QENV_* */
+	int ret; /* enum dsn_ret */
+	const char *content;
+	size_t len;
+	struct smtp_msg_rcpt *rcpts;
+	size_t nrcpt;
+};
+
+typedef struct smtp_sess smtp_sess_t;
+
+enum smtp_event {
+	/* Connected, greeted, EHLO (and STARTTLS) done: send a message. */
+	SMTP_EV_READY,
+	/* The transaction ended (the results are in the message); the
+	 * session is ready for the next message or smtp_sess_close(). */
+	SMTP_EV_DONE,
+	/* The session is unusable; see smtp_sess_failure(). The message
+	 * given to smtp_sess_send(), if any, has partial results. */
+	SMTP_EV_FAIL,
+};
+
+/* Where a failed session stopped: deliver uses it to pick what next. */
+enum smtp_fail_stage {
+	SMTP_FAIL_CONNECT, /* TCP connect, or closed before greeting */
+	SMTP_FAIL_GREETING, /* greeting or EHLO/HELO refused */
+	SMTP_FAIL_TLS, /* STARTTLS refused or handshake failed */
+	SMTP_FAIL_POLICY, /* TLS needed but not offered / not verified */
+	SMTP_FAIL_REUSE, /* a reused session died before MAIL */
+	SMTP_FAIL_TRANSACTION, /* during MAIL .. end of data */
+};
+
+struct smtp_failure {
+	enum smtp_fail_stage stage;
+	int code; /* 4xx/5xx reply, or 0 (I/O) */
+	char status[SMTP_STATUS_SIZE]; /* "4.4.1" etc. */
+	char reason[600]; /* printable, for logs and DSNs */
+};
+
+typedef void smtp_sess_cb(void *arg, smtp_sess_t *, enum smtp_event);
+/* Called with the SSL before the handshake: the DANE seam (TLSA). */
+typedef void smtp_tls_setup_fn(void *arg, SSL *);
+
+struct smtp_sess_opts {
+	const char *helo_name;
+	const char *host; /* server name: SNI, name check, logs */
+	enum tls_level level;
+	int no_tls; /* retry in clear (fallback): no STARTTLS */
+	SSL_CTX *ssl_ctx; /* NULL: no TLS possible */
+	smtp_tls_setup_fn *tls_setup;
+	void *tls_setup_arg;
+};
+
+/*
+ * Starts connecting to addr. cfg supplies the timeouts and must outlive
+ * the session. The callback runs from the event loop, never from inside
+ * a call of this module, and may free or close the session.
+ */
+smtp_sess_t *smtp_sess_new(struct event_base *, const struct config *,
+    const struct smtp_sess_opts *, const struct sockaddr *, socklen_t,
+    smtp_sess_cb *, void *arg);
+/* Starts a transaction (after READY or DONE). */
+void smtp_sess_send(smtp_sess_t *, struct smtp_msg *);
+/* Sends QUIT (if possible) and frees the session later, by itself; no
+ * more callbacks. */
+void smtp_sess_close(smtp_sess_t *);
+/* Frees at once, no QUIT, no callbacks. NULL is a no-op. */
+void smtp_sess_free(smtp_sess_t *);
+
+const struct smtp_failure *smtp_sess_failure(const smtp_sess_t *);
+const struct smtp_tls_info *smtp_sess_tls(const smtp_sess_t *);
+const struct smtp_ehlo *smtp_sess_ehlo(const smtp_sess_t *);
+/* "host[addr]:port" of the server. */
+const char *smtp_sess_relay(const smtp_sess_t *);
+unsigned smtp_sess_ntrans(const smtp_sess_t *); /* transactions begun */
+/* Microseconds spent connecting and greeting/TLS (for delays=). */
+int64_t smtp_sess_setup_usec(const smtp_sess_t *);
+
+#endif
