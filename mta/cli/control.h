@@ -27,7 +27,16 @@
  * clear message in err when the daemon is not running, access is denied,
  * or the daemon answered ERR (then err holds its text).
  */
-int control_request(const char *queue_directory, const char *request,
-    buf_t *reply, buf_t *err);
+int control_request(
+    const char *queue_directory, const char *request, buf_t *reply, buf_t *err);
+
+/* The same, telling the failures apart (the CLI's exit codes). */
+#define CONTROL_OK 0
+#define CONTROL_EREPLY -1 /* the daemon answered ERR; err has its text */
+#define CONTROL_ENOCONN -2 /* no daemon listening (EX_TEMPFAIL) */
+#define CONTROL_EDENIED -3 /* the socket or the daemon refused us */
+#define CONTROL_EIO -4 /* broken or truncated reply, timeout */
+int control_call(
+    const char *queue_directory, const char *request, buf_t *reply, buf_t *err);
 
 #endif

@@ -1,0 +1,69 @@
+/*
+ * ctlproto - the daemon's side of the control protocol (mta/cli/control.h):
+ * parsing one request line and rendering queue entries as text (mailq
+ * style) or JSON. Pure functions, so they are unit-tested without a
+ * socket or a queue.
+ */
+#ifndef STRICTMTA_CTLPROTO_H
+#define STRICTMTA_CTLPROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mta/util/buf.h"
+#include "mta/util/qid.h"
+#include "queue/queue.h"
+
+/* A request names at most this many queue IDs (8192 / 17 fits). */
+#define CTL_MAX_QIDS 512
+
+enum ctl_cmd {
+	CTL_LIST,
+	CTL_SHOW,
+	CTL_DELETE,
+	CTL_HOLD,
+	CTL_RELEASE,
+	CTL_FLUSH,
+	CTL_STATS,
+};
+
+struct ctl_req {
+	enum ctl_cmd cmd;
+	int json; /* --json given */
+	int all; /* delete --all */
+	size_t nqid;
+	char qids[CTL_MAX_QIDS][QID_SIZE];
+};
+
+/*
+ * Parses one request (len bytes, no newline): a command word and its
+ * arguments separated by single spaces. Returns NULL and fills req, or an
+ * error string for the ERR reply.
+ */
+const char *ctl_parse_request(
+    const char *line, size_t len, struct ctl_req *req);
+
+/* Appends s as a JSON string literal (quotes included). NULL is null. */
+void ctl_json_string(buf_t *, const char *s);
+
+/* "Sun Nov 22 23:27:30" in local time, as mailq shows arrival. */
+void ctl_format_time(buf_t *, int64_t t);
+
+/* The mailq header line, one message and the footer. */
+void ctl_list_header(buf_t *);
+void ctl_list_entry(buf_t *, const struct queue_env *);
+void ctl_list_footer(buf_t *, uint64_t kbytes, uint64_t messages);
+/* One message as a JSON object (no trailing newline). */
+void ctl_json_entry(buf_t *, const struct queue_env *);
+
+/*
+ * "show": every envelope field as "name: value" lines, then the headers of
+ * the content (up to the first empty line) made printable.
+ */
+void ctl_show_entry(
+    buf_t *, const struct queue_env *, const char *content, size_t len);
+
+/* Nonzero when every recipient still to be delivered is on hold. */
+int ctl_env_held(const struct queue_env *);
+
+#endif

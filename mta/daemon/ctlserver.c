@@ -1,0 +1,691 @@
+/*
+ * ctlserver - the daemon's end of the control socket (mta/cli/control.h).
+ *
+ * The socket is made while the daemon is still root, owned by mail_owner
+ * and admin_group (or mail_owner's group), mode 0660, in private/ (0750).
+ * The folder and mode keep strangers out; SO_PEERCRED is checked as well,
+ * so that a mistaken chmod does not open the queue to everyone.
+ *
+ * One request per connection: read one line (at most CONTROL_REQUEST_MAX
+ * bytes, CTL_TIMEOUT seconds), answer "OK\n" + body or "ERR text\n", close.
+ * The queue calls are synchronous on the event loop; they are short reads
+ * and writes of one database, and the admin waits for the answer anyway.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "ctlproto.h"
+#include "daemon_int.h"
+#include "mta/cli/control.h"
+#include "mta/util/clock.h"
+#include "mta/util/log.h"
+#include "mta/util/xalloc.h"
+
+#define CTL_TIMEOUT 30 /* seconds to send the request */
+#define CTL_MAX_CONNS 32 /* more at once are told to retry */
+#define CTL_ACCEPT_BURST 16 /* accepts per wakeup */
+#define CTL_REPLY_CAP (256u << 20) /* hard cap of one reply */
+#define CTL_LIST_SOFT (128u << 20) /* a listing stops here */
+#define CTL_PEER_GROUPS 256
+
+struct ctl_conn {
+	struct ctlsrv *srv;
+	struct bufferevent *bev;
+	uid_t uid;
+	struct ctl_conn *next;
+};
+
+struct ctlsrv {
+	daemon_t *d;
+	int fd;
+	char *path;
+	struct event *ev;
+	struct ctl_conn *conns;
+	unsigned nconns;
+};
+
+struct ctlsrv *
+ctlsrv_open(daemon_t *d, buf_t *err)
+{
+	struct ctlsrv *srv = xcalloc(1, sizeof(*srv));
+	struct sockaddr_un sun;
+	buf_t *p = buf_new(4096);
+	gid_t gid = d->have_admin_gid ? d->admin_gid : d->owner_gid;
+
+	srv->d = d;
+	srv->fd = -1;
+	buf_printf(p, "%s/%s", d->qdir, CONTROL_SOCKET_NAME);
+	srv->path = buf_steal(p, NULL);
+	buf_free(p);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(srv->path) >= sizeof(sun.sun_path)) {
+		buf_printf(
+		    err, "%s: path too long for a Unix socket", srv->path);
+		goto fail;
+	}
+	memcpy(sun.sun_path, srv->path, strlen(srv->path) + 1);
+	/* We hold the pid file lock, so a socket here is a stale one. */
+	if (unlink(srv->path) < 0 && errno != ENOENT) {
+		buf_printf(err, "%s: cannot remove the old socket: %s",
+		    srv->path, strerror(errno));
+		goto fail;
+	}
+	srv->fd =
+	    socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (srv->fd < 0 ||
+	    bind(srv->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(srv->fd, 16) < 0) {
+		buf_printf(
+		    err, "%s: cannot listen: %s", srv->path, strerror(errno));
+		goto fail;
+	}
+	if ((d->as_root && chown(srv->path, d->owner_uid, gid) < 0) ||
+	    chmod(srv->path, 0660) < 0) {
+		buf_printf(err, "%s: cannot set owner and mode: %s", srv->path,
+		    strerror(errno));
+		goto fail;
+	}
+	return srv;
+fail:
+	ctlsrv_free(srv);
+	return NULL;
+}
+
+int
+daemon_peer_allowed(const daemon_t *d, uid_t uid, gid_t gid,
+    const gid_t *groups, size_t ngroups)
+{
+	size_t i;
+
+	if (uid == 0 || uid == d->owner_uid)
+		return 1;
+	if (!d->have_admin_gid)
+		return 0;
+	if (gid == d->admin_gid)
+		return 1;
+	for (i = 0; i < ngroups; i++)
+		if (groups[i] == d->admin_gid)
+			return 1;
+	return 0;
+}
+
+static int
+peer_check(struct ctlsrv *srv, int fd, uid_t *uidp)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	gid_t groups[CTL_PEER_GROUPS];
+	size_t ngroups = 0;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return 0;
+	*uidp = cred.uid;
+#ifdef SO_PEERGROUPS
+	len = sizeof(groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+		ngroups = len / sizeof(gid_t);
+#endif
+	if (ngroups == 0 && srv->d->have_admin_gid) {
+		/* Older kernels: the groups /etc/group gives the user. */
+		struct passwd *pw = getpwuid(cred.uid);
+		int n = CTL_PEER_GROUPS;
+
+		if (pw &&
+		    getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0)
+			ngroups = (size_t)n;
+	}
+	return daemon_peer_allowed(srv->d, cred.uid, cred.gid, groups, ngroups);
+}
+
+static void
+conn_free(struct ctl_conn *c)
+{
+	struct ctl_conn **pp;
+
+	for (pp = &c->srv->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			c->srv->nconns--;
+			break;
+		}
+	bufferevent_free(c->bev);
+	free(c);
+}
+
+/* ---- the requests ---- */
+
+struct list_ctx {
+	buf_t *out;
+	int json;
+	uint64_t n, bytes;
+	int truncated;
+};
+
+static int
+list_visit(void *arg, const struct queue_env *env)
+{
+	struct list_ctx *lc = arg;
+
+	if (buf_len(lc->out) > CTL_LIST_SOFT) {
+		lc->truncated = 1;
+		return 1;
+	}
+	if (lc->json) {
+		if (lc->n)
+			buf_putc(lc->out, ',');
+		buf_puts(lc->out, "\n");
+		ctl_json_entry(lc->out, env);
+	} else {
+		ctl_list_entry(lc->out, env);
+	}
+	lc->n++;
+	lc->bytes += env->size;
+	return 0;
+}
+
+static int
+do_list(daemon_t *d, const struct ctl_req *req, buf_t *out)
+{
+	struct list_ctx lc = {out, req->json, 0, 0, 0};
+
+	if (req->json)
+		buf_puts(out, "{\"messages\":[");
+	else
+		ctl_list_header(out);
+	if (queue_walk(d->queue, list_visit, &lc) < 0) {
+		buf_reset(out);
+		buf_puts(out, "queue read error");
+		return -1;
+	}
+	if (req->json) {
+		buf_printf(out,
+		    "\n],\"count\":%llu,\"bytes\":%llu,"
+		    "\"truncated\":%s}\n",
+		    (unsigned long long)lc.n, (unsigned long long)lc.bytes,
+		    lc.truncated ? "true" : "false");
+		return 0;
+	}
+	if (lc.n == 0) {
+		buf_reset(out);
+		ctl_list_footer(out, 0, 0);
+		return 0;
+	}
+	if (lc.truncated)
+		buf_puts(out, "(listing truncated; see `strictmta queue "
+		              "stats`)\n");
+	ctl_list_footer(out, (lc.bytes + 1023) / 1024, lc.n);
+	return 0;
+}
+
+static int
+do_show(daemon_t *d, const struct ctl_req *req, buf_t *out)
+{
+	struct queue_env *env = NULL;
+	buf_t *content;
+
+	if (queue_get(d->queue, req->qids[0], &env) != QUEUE_OK) {
+		buf_printf(out, "%s: no such message", req->qids[0]);
+		return -1;
+	}
+	if (req->json) {
+		ctl_json_entry(out, env);
+		buf_putc(out, '\n');
+	} else {
+		content = buf_new(0);
+		if (queue_get_content(d->queue, req->qids[0], content) ==
+		    QUEUE_OK)
+			ctl_show_entry(
+			    out, env, buf_data(content), buf_len(content));
+		else
+			ctl_show_entry(out, env, NULL, 0);
+		buf_free(content);
+	}
+	queue_env_free(env);
+	return 0;
+}
+
+/* Collects the IDs of every message (for --all and a flush of all). */
+struct ids {
+	char (*v)[QID_SIZE];
+	size_t n, alloc;
+};
+
+static int
+ids_visit(void *arg, const struct queue_env *env)
+{
+	struct ids *ids = arg;
+
+	if (ids->n == ids->alloc) {
+		ids->alloc = ids->alloc ? ids->alloc * 2 : 64;
+		ids->v = xreallocarray(ids->v, ids->alloc, sizeof(*ids->v));
+	}
+	memcpy(ids->v[ids->n++], env->qid, QID_SIZE);
+	return 0;
+}
+
+enum ctl_change { CHANGE_HOLD, CHANGE_RELEASE, CHANGE_FLUSH };
+
+/* Returns how many recipients changed. */
+static unsigned
+change_env(struct queue_env *env, enum ctl_change what, int64_t now)
+{
+	unsigned n = 0;
+	size_t i;
+
+	for (i = 0; i < env->nrcpt; i++) {
+		struct queue_rcpt *r = &env->rcpts[i];
+
+		switch (what) {
+		case CHANGE_HOLD:
+			if (r->state == RCPT_PENDING ||
+			    r->state == RCPT_DEFERRED) {
+				r->state = RCPT_HELD;
+				n++;
+			}
+			break;
+		case CHANGE_RELEASE:
+			if (r->state == RCPT_HELD) {
+				r->state =
+				    r->attempts ? RCPT_DEFERRED : RCPT_PENDING;
+				r->next_attempt = 0;
+				n++;
+			}
+			break;
+		case CHANGE_FLUSH:
+			if (r->state == RCPT_DEFERRED ||
+			    (r->state == RCPT_PENDING &&
+			        r->next_attempt > now)) {
+				r->next_attempt = now;
+				n++;
+			}
+			break;
+		}
+	}
+	return n;
+}
+
+static const char *const change_word[] = {
+    "placed on hold", "released from hold", "flushed"};
+
+static int
+do_change(daemon_t *d, const struct ctl_req *req, uid_t uid, buf_t *out)
+{
+	enum ctl_change what = req->cmd == CTL_HOLD      ? CHANGE_HOLD
+	                       : req->cmd == CTL_RELEASE ? CHANGE_RELEASE
+	                                                 : CHANGE_FLUSH;
+	struct ids all = {NULL, 0, 0};
+	buf_t *missing = buf_new(8192);
+	size_t i, n = req->nqid;
+	unsigned changed = 0, nmissing = 0;
+	int64_t now = clock_now();
+	int r = 0;
+
+	if (what == CHANGE_FLUSH && n == 0) {
+		queue_walk(d->queue, ids_visit, &all);
+		n = all.n;
+	}
+	for (i = 0; i < n; i++) {
+		const char *qid = all.v ? all.v[i] : req->qids[i];
+		struct queue_env *env = NULL;
+		unsigned k;
+
+		if (queue_get(d->queue, qid, &env) != QUEUE_OK) {
+			buf_printf(
+			    missing, "%s%s", nmissing++ ? ", " : "", qid);
+			continue;
+		}
+		if ((k = change_env(env, what, now)) > 0) {
+			if (queue_update(d->queue, env) != QUEUE_OK) {
+				buf_printf(missing, "%s%s (update failed)",
+				    nmissing++ ? ", " : "", qid);
+				queue_env_free(env);
+				continue;
+			}
+			changed++;
+			log_info("%s: %s by uid %ld (%u recipient%s)", qid,
+			    change_word[what], (long)uid, k, k == 1 ? "" : "s");
+			buf_printf(out, "%s: %s\n", qid, change_word[what]);
+		}
+		queue_env_free(env);
+	}
+	free(all.v);
+	if (changed && queue_sync(d->queue, NULL) != QUEUE_OK)
+		log_warn("queue sync after %s failed", change_word[what]);
+	if (changed && what != CHANGE_HOLD)
+		daemon_queue_changed(d);
+	buf_printf(out, "%u message%s %s\n", changed, changed == 1 ? "" : "s",
+	    change_word[what]);
+	if (nmissing) {
+		buf_reset(out);
+		buf_printf(out, "no such message: %s", buf_data(missing));
+		if (changed)
+			buf_printf(out, " (%u other%s %s)", changed,
+			    changed == 1 ? "" : "s", change_word[what]);
+		r = -1;
+	}
+	buf_free(missing);
+	return r;
+}
+
+static int
+do_delete(daemon_t *d, const struct ctl_req *req, uid_t uid, buf_t *out)
+{
+	struct ids all = {NULL, 0, 0};
+	buf_t *missing = buf_new(8192);
+	size_t i, n = req->nqid;
+	unsigned deleted = 0, nmissing = 0;
+	int r = 0;
+
+	if (req->all) {
+		queue_walk(d->queue, ids_visit, &all);
+		n = all.n;
+	}
+	for (i = 0; i < n; i++) {
+		const char *qid = all.v ? all.v[i] : req->qids[i];
+		int e = queue_delete(d->queue, qid);
+
+		if (e == QUEUE_OK) {
+			deleted++;
+			log_info("%s: removed by uid %ld", qid, (long)uid);
+		} else {
+			buf_printf(missing, "%s%s%s", nmissing++ ? ", " : "",
+			    qid, e == QUEUE_ENOTFOUND ? "" : " (error)");
+		}
+	}
+	free(all.v);
+	if (deleted && queue_sync(d->queue, NULL) != QUEUE_OK)
+		log_warn("queue sync after delete failed");
+	buf_printf(
+	    out, "Deleted: %u message%s\n", deleted, deleted == 1 ? "" : "s");
+	if (nmissing) {
+		buf_reset(out);
+		buf_printf(out, "no such message: %s", buf_data(missing));
+		if (deleted)
+			buf_printf(out, " (%u other%s deleted)", deleted,
+			    deleted == 1 ? "" : "s");
+		r = -1;
+	}
+	buf_free(missing);
+	return r;
+}
+
+static int
+do_stats(daemon_t *d, const struct ctl_req *req, buf_t *out)
+{
+	struct queue_stats qs;
+	struct smtpd_stats ss;
+	struct qcommit_stats cs;
+	uint64_t imported, corrupt;
+	long long uptime = (long long)(clock_now() - d->started);
+
+	memset(&qs, 0, sizeof(qs));
+	memset(&ss, 0, sizeof(ss));
+	memset(&cs, 0, sizeof(cs));
+	if (queue_stats(d->queue, &qs) != QUEUE_OK) {
+		buf_puts(out, "queue read error");
+		return -1;
+	}
+	smtpd_get_stats(d->smtpd, &ss);
+	qcommit_get_stats(d->commit, &cs);
+	import_get_stats(d->import, &imported, &corrupt);
+#define U(x) ((unsigned long long)(x))
+	if (req->json) {
+		buf_printf(out,
+		    "{\"uptime\":%lld,\"queue\":{\"messages\":%llu,"
+		    "\"bytes\":%llu,\"recipients_pending\":%llu,"
+		    "\"recipients_deferred\":%llu,\"recipients_held\":%llu,"
+		    "\"oldest_arrival\":%lld},"
+		    "\"smtpd\":{\"connections\":%llu,\"messages\":%llu,"
+		    "\"rejected\":%llu,\"active\":%u},"
+		    "\"commit\":{\"messages\":%llu,\"batches\":%llu,"
+		    "\"syncs\":%llu},"
+		    "\"maildrop\":{\"imported\":%llu,\"corrupt\":%llu}}\n",
+		    uptime, U(qs.messages), U(qs.bytes), U(qs.rcpt_pending),
+		    U(qs.rcpt_deferred), U(qs.rcpt_held),
+		    (long long)qs.oldest_arrival, U(ss.connections),
+		    U(ss.messages), U(ss.rejected), ss.active, U(cs.messages),
+		    U(cs.batches), U(cs.syncs), U(imported), U(corrupt));
+		return 0;
+	}
+	buf_printf(out,
+	    "uptime: %lld s\n"
+	    "queue messages: %llu\n"
+	    "queue bytes: %llu\n"
+	    "recipients pending: %llu\n"
+	    "recipients deferred: %llu\n"
+	    "recipients held: %llu\n",
+	    uptime, U(qs.messages), U(qs.bytes), U(qs.rcpt_pending),
+	    U(qs.rcpt_deferred), U(qs.rcpt_held));
+	if (qs.oldest_arrival > 0) {
+		buf_puts(out, "oldest arrival: ");
+		ctl_format_time(out, qs.oldest_arrival);
+		buf_putc(out, '\n');
+	}
+	buf_printf(out,
+	    "smtpd connections: %llu\n"
+	    "smtpd messages: %llu\n"
+	    "smtpd rejected: %llu\n"
+	    "smtpd active sessions: %u\n"
+	    "commit messages: %llu\n"
+	    "commit batches: %llu\n"
+	    "commit syncs: %llu\n"
+	    "maildrop imported: %llu\n"
+	    "maildrop corrupt: %llu\n",
+	    U(ss.connections), U(ss.messages), U(ss.rejected), ss.active,
+	    U(cs.messages), U(cs.batches), U(cs.syncs), U(imported),
+	    U(corrupt));
+#undef U
+	return 0;
+}
+
+/* Returns 0 with the body in out, or -1 with the ERR text in out. */
+static int
+handle(daemon_t *d, const char *line, size_t len, uid_t uid, buf_t *out)
+{
+	struct ctl_req *req = xmalloc(sizeof(*req));
+	const char *why;
+	int r = -1;
+
+	if ((why = ctl_parse_request(line, len, req)) != NULL) {
+		buf_puts(out, why);
+		free(req);
+		return -1;
+	}
+	switch (req->cmd) {
+	case CTL_LIST:
+		r = do_list(d, req, out);
+		break;
+	case CTL_SHOW:
+		r = do_show(d, req, out);
+		break;
+	case CTL_DELETE:
+		r = do_delete(d, req, uid, out);
+		break;
+	case CTL_HOLD:
+	case CTL_RELEASE:
+	case CTL_FLUSH:
+		r = do_change(d, req, uid, out);
+		break;
+	case CTL_STATS:
+		r = do_stats(d, req, out);
+		break;
+	}
+	free(req);
+	return r;
+}
+
+/* ---- the connection ---- */
+
+static void
+on_written(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_free(arg);
+}
+
+static void
+reply(struct ctl_conn *c, int ok, buf_t *body)
+{
+	struct evbuffer *o = bufferevent_get_output(c->bev);
+
+	bufferevent_disable(c->bev, EV_READ);
+	if (ok) {
+		evbuffer_add(o, "OK\n", 3);
+		evbuffer_add(o, buf_data(body), buf_len(body));
+	} else {
+		buf_t *line = buf_new(8192);
+
+		/* ERR is one line: the text must not carry a newline. */
+		buf_puts(line, "ERR ");
+		buf_put_printable(line, buf_data(body), buf_len(body));
+		buf_putc(line, '\n');
+		evbuffer_add(o, buf_data(line), buf_len(line));
+		buf_free(line);
+	}
+	bufferevent_setcb(c->bev, NULL, on_written, NULL, c);
+}
+
+static void
+on_read(struct bufferevent *bev, void *arg)
+{
+	struct ctl_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n;
+	char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+	buf_t *out;
+	int r;
+
+	if (line == NULL) {
+		if (evbuffer_get_length(in) > CONTROL_REQUEST_MAX) {
+			out = buf_new(256);
+			buf_puts(out, "request too long");
+			reply(c, 0, out);
+			buf_free(out);
+		}
+		return;
+	}
+	out = buf_new(CTL_REPLY_CAP);
+	r = handle(c->srv->d, line, n, c->uid, out);
+	free(line);
+	if (buf_error(out)) {
+		buf_free(out);
+		out = buf_new(256);
+		buf_puts(out, "reply too large");
+		r = -1;
+	}
+	if (r == 0)
+		log_debug("control: uid %ld: request done", (long)c->uid);
+	reply(c, r == 0, out);
+	buf_free(out);
+}
+
+static void
+on_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	conn_free(arg);
+}
+
+static void
+refuse(int fd, const char *text)
+{
+	/* A fresh socket's buffer holds one short line. */
+	if (write(fd, text, strlen(text)) < 0) {
+		/* the peer is gone; nothing to tell */
+	}
+	close(fd);
+}
+
+static void
+on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct ctlsrv *srv = arg;
+	int i;
+
+	(void)what;
+	for (i = 0; i < CTL_ACCEPT_BURST; i++) {
+		struct timeval tv = {CTL_TIMEOUT, 0};
+		struct ctl_conn *c;
+		uid_t uid = (uid_t)-1;
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != EINTR && errno != ECONNABORTED)
+				log_warn(
+				    "control: accept: %s", strerror(errno));
+			return;
+		}
+		if (!peer_check(srv, fd, &uid)) {
+			log_warn("control: connection from uid %ld refused: "
+			         "not root, %s or admin_group",
+			    (long)uid, srv->d->cfg->mail_owner);
+			refuse(fd, "ERR permission denied\n");
+			continue;
+		}
+		if (srv->nconns >= CTL_MAX_CONNS) {
+			refuse(fd, "ERR busy, try again\n");
+			continue;
+		}
+		c = xcalloc(1, sizeof(*c));
+		c->srv = srv;
+		c->uid = uid;
+		c->bev = bufferevent_socket_new(
+		    srv->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = srv->conns;
+		srv->conns = c;
+		srv->nconns++;
+		bufferevent_setcb(c->bev, on_read, NULL, on_conn_event, c);
+		bufferevent_set_timeouts(c->bev, &tv, &tv);
+		bufferevent_enable(c->bev, EV_READ);
+	}
+}
+
+int
+ctlsrv_start(struct ctlsrv *srv, buf_t *err)
+{
+	srv->ev = event_new(
+	    srv->d->base, srv->fd, EV_READ | EV_PERSIST, on_accept, srv);
+	if (srv->ev == NULL || event_add(srv->ev, NULL) < 0) {
+		buf_printf(
+		    err, "%s: cannot watch the control socket", srv->path);
+		return -1;
+	}
+	return 0;
+}
+
+void
+ctlsrv_free(struct ctlsrv *srv)
+{
+	if (srv == NULL)
+		return;
+	while (srv->conns)
+		conn_free(srv->conns);
+	if (srv->ev)
+		event_free(srv->ev);
+	if (srv->fd >= 0) {
+		close(srv->fd);
+		unlink(srv->path);
+	}
+	free(srv->path);
+	free(srv);
+}

@@ -1,0 +1,87 @@
+/*
+ * daemon_int - what the daemon's own files share: the daemon struct, the
+ * maildrop import (import.c) and the control server (ctlserver.c). Not for
+ * other modules; they talk to the daemon through daemon.h.
+ */
+#ifndef STRICTMTA_DAEMON_INT_H
+#define STRICTMTA_DAEMON_INT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "daemon.h"
+#include "mta/smtpd/smtpd.h"
+#include "queue/qcommit.h"
+#include "queue/queue.h"
+
+struct event;
+struct event_base;
+struct import;
+struct ctlsrv;
+
+struct daemon_listener {
+	int fd; /* owned until handed to smtpd_add_listener */
+	int implicit_tls;
+	char *addr;
+};
+
+struct daemon {
+	const struct config *cfg; /* the caller's */
+	struct daemon_opts opts;
+	int64_t started;
+	int exit_code;
+	int running; /* "daemon started" was logged */
+
+	/* Who we are after the privilege drop. */
+	int as_root; /* started as root: chown and drop */
+	uid_t owner_uid;
+	gid_t owner_gid;
+	gid_t drop_gid; /* setgid_group: reads maildrop files */
+	gid_t admin_gid; /* admin_group, when have_admin_gid */
+	int have_admin_gid;
+
+	char *qdir; /* queue_directory */
+	int pid_fd; /* locked pid file, -1 when none */
+	char *pid_path;
+	int ready_fd; /* -d: pipe to the waiting parent, else -1 */
+
+	struct daemon_listener *listeners;
+	size_t nlisteners;
+
+	struct event_base *base;
+	queue_t *queue;
+	qcommit_t *commit;
+	smtpd_t *smtpd;
+	struct import *import;
+	struct ctlsrv *ctl;
+
+	struct event *ev_import, *ev_checkpoint;
+	struct event *ev_sigterm, *ev_sigint, *ev_sighup;
+
+	/*
+	 * Delivery (mta/deliver) hangs off here: deliver_new() in
+	 * daemon_new(), deliver_kick() in daemon_queue_changed(),
+	 * deliver_free() in daemon_free().
+	 */
+};
+
+/* import.c: the maildrop pickup. */
+struct import *import_new(daemon_t *);
+/* One pass over maildrop/; starts at most a bounded number of imports. */
+void import_scan(struct import *);
+/* Cancels commits still in flight (their files stay for the next start). */
+void import_free(struct import *);
+void import_get_stats(struct import *, uint64_t *imported, uint64_t *corrupt);
+
+/* ctlserver.c: the control socket, created while still root. */
+struct ctlsrv *ctlsrv_open(daemon_t *, buf_t *err);
+/* Starts accepting on the daemon's event base. */
+int ctlsrv_start(struct ctlsrv *, buf_t *err);
+/* Stops accepting, drops open connections, unlinks the socket. */
+void ctlsrv_free(struct ctlsrv *);
+
+/* Peer check: root, the daemon's own user, mail_owner, admin_group. */
+int daemon_peer_allowed(const daemon_t *, uid_t uid, gid_t gid,
+    const gid_t *groups, size_t ngroups);
+
+#endif
