@@ -1,0 +1,373 @@
+/*
+ * sts_fetch - RFC 8461 3.3 policy retrieval on libcurl multi + libevent;
+ * see sts_fetch.h. Steps of one fetch:
+ *   1. an easy handle for https://mta-sts.<domain>[:port]/.well-known/
+ *      mta-sts.txt with the rules of 3.3 set as curl options, the policy
+ *      host pinned to the caller's addresses;
+ *   2. curl tells us which sockets to watch (socket_cb) and when to time
+ *      out (timer_cb); libevent calls back into curl_multi_socket_action;
+ *   3. when curl reports the transfer done, check status, media type and
+ *      size, parse the body (sts_parse.c), and call the owner back from a
+ *      zero timer, so that the callback may start another fetch safely.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+#include "mta/util/config.h"
+#include "mta/util/log.h"
+#include "mta/util/xalloc.h"
+#include "policy/sts/sts_fetch.h"
+
+struct sts_job {
+	uint64_t id;
+	sts_fetcher_t *fetcher;
+	CURL *easy;
+	struct curl_slist *resolve;
+	char *domain;
+	buf_t *body;
+	int too_big;
+	char curl_error[CURL_ERROR_SIZE];
+	sts_fetch_cb *cb;
+	void *arg;
+	struct sts_job *next;
+};
+
+struct sts_fetcher {
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;
+	long timeout;
+	long port;
+	char *cafile;
+	uint64_t next_id;
+	struct sts_job *jobs;
+};
+
+/* One watched socket: curl's per-socket pointer (curl_multi_assign). */
+struct sts_sock {
+	struct event *ev;
+	sts_fetcher_t *fetcher;
+};
+
+static void check_done(sts_fetcher_t *);
+
+static void
+on_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+	sts_fetcher_t *f = arg;
+	int running, action = 0;
+
+	if (what & EV_READ)
+		action |= CURL_CSELECT_IN;
+	if (what & EV_WRITE)
+		action |= CURL_CSELECT_OUT;
+	curl_multi_socket_action(f->multi, fd, action, &running);
+	check_done(f);
+}
+
+static void
+on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	sts_fetcher_t *f = arg;
+	int running;
+
+	(void)fd;
+	(void)what;
+	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(f);
+}
+
+static int
+socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	sts_fetcher_t *f = userp;
+	struct sts_sock *sock = socketp;
+	short events = EV_PERSIST;
+
+	(void)easy;
+	if (what == CURL_POLL_REMOVE) {
+		if (sock) {
+			event_free(sock->ev);
+			free(sock);
+			curl_multi_assign(f->multi, s, NULL);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		events |= EV_READ;
+	if (what & CURL_POLL_OUT)
+		events |= EV_WRITE;
+	if (sock == NULL) {
+		sock = xcalloc(1, sizeof(*sock));
+		sock->fetcher = f;
+		curl_multi_assign(f->multi, s, sock);
+	} else {
+		event_free(sock->ev);
+	}
+	sock->ev = event_new(f->base, s, events, on_socket_event, f);
+	event_add(sock->ev, NULL);
+	return 0;
+}
+
+static int
+timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	sts_fetcher_t *f = userp;
+	struct timeval tv;
+
+	(void)multi;
+	if (timeout_ms < 0) {
+		evtimer_del(f->timer);
+		return 0;
+	}
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(f->timer, &tv);
+	return 0;
+}
+
+static size_t
+write_cb(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct sts_job *job = userp;
+	size_t n = size * nmemb;
+
+	/* 3.3 leaves the size to us; 64 KiB is far above any real policy. */
+	if (buf_len(job->body) + n > STS_POLICY_MAX) {
+		job->too_big = 1;
+		return 0; /* makes curl fail the transfer */
+	}
+	buf_append(job->body, data, n);
+	return n;
+}
+
+sts_fetcher_t *
+sts_fetcher_new(struct event_base *base, const struct config *cfg, buf_t *err)
+{
+	sts_fetcher_t *f;
+	static int global_done;
+
+	if (!global_done) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+			buf_puts(err, "cannot initialise libcurl");
+			return NULL;
+		}
+		global_done = 1;
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->base = base;
+	f->multi = curl_multi_init();
+	f->timer = evtimer_new(base, on_timeout, f);
+	f->timeout = (long)cfg->mta_sts_fetch_timeout;
+	f->port = (long)cfg->mta_sts_port;
+	if (cfg->mta_sts_CAfile[0])
+		f->cafile = xstrdup(cfg->mta_sts_CAfile);
+	else if (cfg->smtp_tls_CAfile[0])
+		f->cafile = xstrdup(cfg->smtp_tls_CAfile);
+	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
+	curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
+	return f;
+}
+
+static void
+job_free(struct sts_job *job)
+{
+	if (job->easy) {
+		curl_multi_remove_handle(job->fetcher->multi, job->easy);
+		curl_easy_cleanup(job->easy);
+	}
+	curl_slist_free_all(job->resolve);
+	buf_free(job->body);
+	free(job->domain);
+	free(job);
+}
+
+static void
+unlink_job(sts_fetcher_t *f, struct sts_job *job)
+{
+	struct sts_job **pp;
+
+	for (pp = &f->jobs; *pp; pp = &(*pp)->next)
+		if (*pp == job) {
+			*pp = job->next;
+			return;
+		}
+}
+
+void
+sts_fetcher_free(sts_fetcher_t *f)
+{
+	if (f == NULL)
+		return;
+	while (f->jobs) {
+		struct sts_job *job = f->jobs;
+
+		f->jobs = job->next;
+		job_free(job);
+	}
+	curl_multi_cleanup(f->multi);
+	event_free(f->timer);
+	free(f->cafile);
+	free(f);
+}
+
+static int
+is_ipv6(const char *addr)
+{
+	return strchr(addr, ':') != NULL;
+}
+
+uint64_t
+sts_fetch(sts_fetcher_t *f, const char *domain, const char *const *addrs,
+    size_t naddr, sts_fetch_cb *cb, void *arg)
+{
+	struct sts_job *job = xcalloc(1, sizeof(*job));
+	buf_t *tmp = buf_new(4096);
+	size_t i;
+
+	job->id = ++f->next_id;
+	job->fetcher = f;
+	job->domain = xstrdup(domain);
+	job->body = buf_new(STS_POLICY_MAX + 1);
+	job->cb = cb;
+	job->arg = arg;
+	job->easy = curl_easy_init();
+
+	/* Pin the policy host to the addresses our resolver found. */
+	buf_printf(tmp, "mta-sts.%s:%ld:", domain, f->port);
+	for (i = 0; i < naddr; i++)
+		buf_printf(tmp, is_ipv6(addrs[i]) ? "%s[%s]" : "%s%s",
+		    i ? "," : "", addrs[i]);
+	job->resolve = curl_slist_append(NULL, buf_data(tmp));
+	curl_easy_setopt(job->easy, CURLOPT_RESOLVE, job->resolve);
+	buf_reset(tmp);
+	if (f->port == 443)
+		buf_printf(
+		    tmp, "https://mta-sts.%s/.well-known/mta-sts.txt", domain);
+	else
+		buf_printf(tmp,
+		    "https://mta-sts.%s:%ld/.well-known/mta-sts.txt", domain,
+		    f->port);
+	curl_easy_setopt(job->easy, CURLOPT_URL, buf_data(tmp));
+	buf_free(tmp);
+
+	/* RFC 8461 3.3: HTTPS only, Web PKI, no redirects. */
+	curl_easy_setopt(job->easy, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(job->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(job->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(job->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(
+	    job->easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (f->cafile)
+		curl_easy_setopt(job->easy, CURLOPT_CAINFO, f->cafile);
+	curl_easy_setopt(job->easy, CURLOPT_TIMEOUT, f->timeout);
+	curl_easy_setopt(job->easy, CURLOPT_CONNECTTIMEOUT, f->timeout);
+	curl_easy_setopt(job->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(job->easy, CURLOPT_PROXY, "");
+	curl_easy_setopt(
+	    job->easy, CURLOPT_USERAGENT, "strictmta/" STRICTMTA_VERSION);
+	curl_easy_setopt(job->easy, CURLOPT_WRITEFUNCTION, write_cb);
+	curl_easy_setopt(job->easy, CURLOPT_WRITEDATA, job);
+	curl_easy_setopt(job->easy, CURLOPT_ERRORBUFFER, job->curl_error);
+	curl_easy_setopt(job->easy, CURLOPT_PRIVATE, job);
+	job->next = f->jobs;
+	f->jobs = job;
+	curl_multi_add_handle(f->multi, job->easy);
+	return job->id;
+}
+
+void
+sts_fetch_cancel(sts_fetcher_t *f, uint64_t id)
+{
+	struct sts_job *job;
+
+	for (job = f->jobs; job; job = job->next)
+		if (job->id == id) {
+			unlink_job(f, job);
+			job_free(job);
+			return;
+		}
+}
+
+/* Turns a finished transfer into a result; returns the error or NULL. */
+static const char *
+judge(struct sts_job *job, CURLcode code, long *status,
+    struct sts_policy **policy, buf_t *why)
+{
+	char *ctype = NULL;
+	const char *perr;
+
+	*policy = NULL;
+	curl_easy_getinfo(job->easy, CURLINFO_RESPONSE_CODE, status);
+	if (job->too_big)
+		return "policy body larger than 64 KiB";
+	if (code != CURLE_OK) {
+		buf_printf(why, "fetch failed: %s",
+		    job->curl_error[0] ? job->curl_error
+		                       : curl_easy_strerror(code));
+		return buf_data(why);
+	}
+	if (*status >= 300 && *status < 400) {
+		buf_printf(
+		    why, "HTTP %ld redirect refused (RFC 8461 3.3)", *status);
+		return buf_data(why);
+	}
+	if (*status != 200) {
+		buf_printf(why, "HTTP status %ld", *status);
+		return buf_data(why);
+	}
+	curl_easy_getinfo(job->easy, CURLINFO_CONTENT_TYPE, &ctype);
+	if (ctype == NULL || !sts_content_type_ok(ctype)) {
+		buf_printf(why, "media type %s is not text/plain",
+		    ctype ? ctype : "(none)");
+		return buf_data(why);
+	}
+	perr =
+	    sts_policy_parse(buf_data(job->body), buf_len(job->body), policy);
+	if (perr) {
+		buf_printf(why, "invalid policy: %s", perr);
+		return buf_data(why);
+	}
+	return NULL;
+}
+
+static void
+check_done(sts_fetcher_t *f)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(f->multi, &left)) != NULL) {
+		struct sts_job *job = NULL;
+		struct sts_fetch_result res;
+		struct sts_policy *policy;
+		buf_t *why;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(
+		    msg->easy_handle, CURLINFO_PRIVATE, (char **)&job);
+		why = buf_new(1024);
+		memset(&res, 0, sizeof(res));
+		res.domain = job->domain;
+		res.error = judge(
+		    job, msg->data.result, &res.http_status, &policy, why);
+		res.policy = policy;
+		res.body = buf_data(job->body);
+		res.len = buf_len(job->body);
+		unlink_job(f, job);
+		/* Called from curl's socket action, which is itself called
+		 * from a libevent callback: calling out here is safe because
+		 * the job is already unlinked and the handle is removed
+		 * before it is freed. */
+		job->cb(job->arg, &res);
+		sts_policy_free(policy);
+		buf_free(why);
+		job_free(job);
+	}
+}
