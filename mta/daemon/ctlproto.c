@@ -213,6 +213,24 @@ put_text(buf_t *out, const char *s)
 }
 
 int
+ctl_peer_allowed(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
+    uid_t owner_uid, const gid_t *admin_gid)
+{
+	size_t i;
+
+	if (uid == 0 || uid == owner_uid)
+		return 1;
+	if (admin_gid == NULL)
+		return 0;
+	if (gid == *admin_gid)
+		return 1;
+	for (i = 0; i < ngroups; i++)
+		if (groups[i] == *admin_gid)
+			return 1;
+	return 0;
+}
+
+int
 ctl_env_held(const struct queue_env *env)
 {
 	size_t i;

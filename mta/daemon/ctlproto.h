@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mta/util/buf.h"
 #include "mta/util/qid.h"
@@ -62,6 +63,14 @@ void ctl_json_entry(buf_t *, const struct queue_env *);
  */
 void ctl_show_entry(
     buf_t *, const struct queue_env *, const char *content, size_t len);
+
+/*
+ * Who may use the control socket: root, the mail owner (owner_uid), and
+ * members of admin_group (admin_gid NULL when not set) by primary or
+ * supplementary group.
+ */
+int ctl_peer_allowed(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups,
+    uid_t owner_uid, const gid_t *admin_gid);
 
 /* Nonzero when every recipient still to be delivered is on hold. */
 int ctl_env_held(const struct queue_env *);

@@ -104,24 +104,6 @@ fail:
 	return NULL;
 }
 
-int
-daemon_peer_allowed(const daemon_t *d, uid_t uid, gid_t gid,
-    const gid_t *groups, size_t ngroups)
-{
-	size_t i;
-
-	if (uid == 0 || uid == d->owner_uid)
-		return 1;
-	if (!d->have_admin_gid)
-		return 0;
-	if (gid == d->admin_gid)
-		return 1;
-	for (i = 0; i < ngroups; i++)
-		if (groups[i] == d->admin_gid)
-			return 1;
-	return 0;
-}
-
 static int
 peer_check(struct ctlsrv *srv, int fd, uid_t *uidp)
 {
@@ -147,7 +129,9 @@ peer_check(struct ctlsrv *srv, int fd, uid_t *uidp)
 		    getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0)
 			ngroups = (size_t)n;
 	}
-	return daemon_peer_allowed(srv->d, cred.uid, cred.gid, groups, ngroups);
+	return ctl_peer_allowed(cred.uid, cred.gid, groups, ngroups,
+	    srv->d->owner_uid,
+	    srv->d->have_admin_gid ? &srv->d->admin_gid : NULL);
 }
 
 static void

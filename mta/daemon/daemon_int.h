@@ -80,8 +80,4 @@ int ctlsrv_start(struct ctlsrv *, buf_t *err);
 /* Stops accepting, drops open connections, unlinks the socket. */
 void ctlsrv_free(struct ctlsrv *);
 
-/* Peer check: root, the daemon's own user, mail_owner, admin_group. */
-int daemon_peer_allowed(const daemon_t *, uid_t uid, gid_t gid,
-    const gid_t *groups, size_t ngroups);
-
 #endif
