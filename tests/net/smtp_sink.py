@@ -238,7 +238,9 @@ class Session:
 				self.bad()
 				continue
 			verb = cmd.split(" ", 1)[0].upper()
-			if self.buf and verb in GROUP_END:
+			if verb == "STARTTLS":
+				pass	# cmd_starttls records it
+			elif self.buf and verb in GROUP_END:
 				self.violation("data after %s before the reply"
 				    % verb)
 			elif self.buf and not self.has_ext("PIPELINING"):
