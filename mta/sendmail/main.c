@@ -1,0 +1,201 @@
+/*
+ * sendmail, mailq - the Sendmail-compatible command (sendmail.h).
+ *
+ * Installed setgid setgid_group so that it can write the maildrop area
+ * (maildrop.h); it never opens the queue database. The list and flush
+ * requests go to the daemon's control socket (mta/cli/control.h).
+ *
+ * Exit codes are sysexits.h: 0 accepted, 64 usage (bad option, no
+ * recipient), 65 bad input, 67 unknown user, 75 try again later (maildrop
+ * not writable, daemon not running), 78 config error.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "mta/cli/control.h"
+#include "mta/sendmail/sendmail.h"
+#include "mta/util/log.h"
+#include "mta/util/xalloc.h"
+
+static const char *prog = "sendmail";
+
+static void __attribute__((noreturn)) die(int code, const char *msg)
+{
+	fprintf(stderr, "%s: %s\n", prog, msg);
+	log_warn("%s", msg);
+	exit(code);
+}
+
+/* A config file other than the default keeps the setgid group only when
+ * root controls it and its folder: otherwise a user could aim the group's
+ * write access at a folder of their choosing, and we drop the group (as
+ * Exim does for -C), which leaves the user's own rights. */
+static void
+check_alternate_config(const char *path)
+{
+	struct stat st;
+	char *dir, *slash;
+	int trusted = 0;
+
+	if (getegid() == getgid())
+		return;
+	dir = xstrdup(path);
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	else {
+		free(dir);
+		dir = xstrdup(".");
+	}
+	if (stat(path, &st) == 0 && st.st_uid == 0 && !(st.st_mode & 022) &&
+	    stat(dir, &st) == 0 && st.st_uid == 0 && !(st.st_mode & 022))
+		trusted = 1;
+	free(dir);
+	if (!trusted && setgid(getgid()) < 0)
+		die(EX_OSERR, "cannot drop the setgid group");
+}
+
+static struct config *
+load_config(const char *opt_path)
+{
+	struct config *cfg = config_new();
+	const char *path = opt_path;
+	buf_t *err = buf_new(4096);
+
+	if (path == NULL)
+		path = getenv("STRICTMTA_CONFIG");
+	if (path != NULL && *path != '\0' &&
+	    strcmp(path, SENDMAIL_DEFAULT_CONFIG) != 0) {
+		check_alternate_config(path);
+	} else {
+		path = SENDMAIL_DEFAULT_CONFIG;
+		/* No main.cf yet: the defaults are the configuration. */
+		if (access(path, F_OK) < 0 && errno == ENOENT) {
+			buf_free(err);
+			return cfg;
+		}
+	}
+	if (config_load(cfg, path, err) < 0) {
+		fprintf(stderr, "%s: fatal: %s\n", prog, buf_data(err));
+		exit(EX_CONFIG);
+	}
+	buf_free(err);
+	return cfg;
+}
+
+static void
+get_ident(struct sendmail_ident *id, char **fullname_store)
+{
+	struct passwd *pw = getpwuid(getuid());
+	const char *name = getenv("NAME");
+
+	if (pw == NULL)
+		die(EX_NOUSER, "cannot find your user name");
+	id->user = pw->pw_name;
+	id->uid = pw->pw_uid;
+	/* $NAME, then the GECOS field up to its first comma. */
+	if (name != NULL && *name != '\0')
+		*fullname_store = xstrdup(name);
+	else
+		*fullname_store = xstrndup(pw->pw_gecos ? pw->pw_gecos : "",
+		    pw->pw_gecos ? strcspn(pw->pw_gecos, ",") : 0);
+	id->fullname = *fullname_store;
+}
+
+static int
+control(const struct config *cfg, const char *request, int print)
+{
+	buf_t *reply = buf_new(0), *err = buf_new(4096);
+	int rc = 0;
+
+	if (control_request(cfg->queue_directory, request, reply, err) < 0) {
+		fprintf(stderr, "%s: %s\n", prog,
+		    buf_len(err) ? buf_data(err)
+		                 : "the strictmta daemon is not running");
+		rc = EX_TEMPFAIL;
+	} else if (print) {
+		fwrite(buf_data(reply), 1, buf_len(reply), stdout);
+		if (fflush(stdout) != 0)
+			rc = EX_IOERR;
+	}
+	buf_free(reply);
+	buf_free(err);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sendmail_opts o;
+	struct sendmail_ident id;
+	struct config *cfg;
+	buf_t *err = buf_new(4096), *warn = buf_new(4096);
+	char qid[QID_SIZE], *fullname = NULL;
+	const char *w;
+	int rc;
+
+	if (argc > 0 && argv[0] != NULL) {
+		const char *slash = strrchr(argv[0], '/');
+
+		if (strcmp(slash ? slash + 1 : argv[0], "mailq") == 0)
+			prog = "mailq";
+	}
+	rc = sendmail_parse_args(argc, argv, &o, err, warn);
+	for (w = buf_data(warn); *w != '\0'; w += strcspn(w, "\n") + 1)
+		fprintf(stderr, "%s: warning: %.*s\n", prog,
+		    (int)strcspn(w, "\n"), w);
+	if (rc != 0) {
+		fprintf(stderr, "%s: %s\n", prog, buf_data(err));
+		fprintf(
+		    stderr, "usage: %s [options] [--] recipient...\n", prog);
+		return rc;
+	}
+	if (o.mode == SENDMAIL_MODE_NOOP)
+		return 0;
+	/* Usage errors before anything else: no config, no waiting on
+	 * stdin. */
+	if (o.mode == SENDMAIL_MODE_DELIVER && !o.extract && o.nrcpt == 0) {
+		fprintf(stderr,
+		    "%s: Recipient addresses must be specified on the "
+		    "command line or via the -t option\n",
+		    prog);
+		return EX_USAGE;
+	}
+	cfg = load_config(o.config);
+	if (log_open(prog, cfg->maillog_file) < 0)
+		(void)log_open(prog, ""); /* a log file we may not write */
+	if (o.verbose > 1)
+		log_set_verbose(1);
+	switch (o.mode) {
+	case SENDMAIL_MODE_LIST:
+		rc = control(cfg, "list", 1);
+		break;
+	case SENDMAIL_MODE_FLUSH:
+		rc = control(cfg, "flush", 0);
+		break;
+	case SENDMAIL_MODE_SMTP:
+		get_ident(&id, &fullname);
+		rc = sendmail_smtp_session(&o, cfg, &id, 0, 1);
+		break;
+	default:
+		get_ident(&id, &fullname);
+		rc = sendmail_submit(&o, cfg, &id, 0, qid, err);
+		if (rc != 0)
+			die(rc, buf_data(err));
+		break;
+	}
+	free(fullname);
+	sendmail_opts_free(&o);
+	config_free(cfg);
+	buf_free(err);
+	buf_free(warn);
+	return rc;
+}
