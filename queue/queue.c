@@ -20,6 +20,7 @@
  */
 #include <db.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -27,6 +28,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "mta/util/log.h"
@@ -42,6 +44,13 @@
 #define QUEUE_LOG_FILE_MAX (8u * 1024 * 1024)
 #define QUEUE_CONTENT_PAGESIZE 16384
 #define QUEUE_DEADLOCK_RETRIES 50
+/* Free space kept beyond each new message (see queue_put): room for
+ * every page the cache may still have to write, the log buffer, and the
+ * current and the next log file, so that a checkpoint, a clean close and
+ * recovery after a crash still succeed when new mail is refused. */
+#define QUEUE_RESERVE_DEFAULT                                                  \
+	((uint64_t)QUEUE_CACHE_BYTES + QUEUE_LOG_BUFFER +                      \
+	    2ull * QUEUE_LOG_FILE_MAX)
 
 #define SCHED_KEY_LEN (8 + QUEUE_ID_LEN)
 
@@ -54,6 +63,11 @@ struct queue {
 	int opening; /* errcall: collect messages, do not log */
 	pthread_mutex_t lock; /* guards dberr */
 	buf_t *dberr; /* the last message from Berkeley DB */
+	uint64_t minfree; /* bytes kept free beyond a new message */
+	/* Berkeley DB reported ENOSPC underneath since the last good sync:
+	 * its later errors (EIO from a cache full of unwritable pages) are
+	 * the full disk too. */
+	atomic_int nospace;
 };
 
 /* Berkeley DB's own explanations ("BDB0062 ..."): kept for the error
@@ -66,6 +80,8 @@ queue_errcall(const DB_ENV *env, const char *pfx, const char *msg)
 	(void)pfx;
 	if (q == NULL)
 		return;
+	if (strstr(msg, strerror(ENOSPC)) != NULL)
+		atomic_store(&q->nospace, 1);
 	pthread_mutex_lock(&q->lock);
 	/* While opening, keep them all: the first usually names the file
 	 * and the cause, the last only says that opening failed. */
@@ -113,7 +129,9 @@ queue_result(queue_t *q, int ret, const char *what, const char *qid, buf_t *err)
 		code = QUEUE_EEXIST;
 		break;
 	default:
-		code = is_nospace(ret) ? QUEUE_ENOSPC : QUEUE_ERR;
+		code = is_nospace(ret) || atomic_load(&q->nospace)
+		           ? QUEUE_ENOSPC
+		           : QUEUE_ERR;
 		break;
 	}
 	if (err) {
@@ -293,6 +311,7 @@ queue_open(const char *dir, buf_t *err)
 	q->opening = 1;
 	pthread_mutex_init(&q->lock, NULL);
 	q->dberr = buf_new(2048);
+	q->minfree = QUEUE_RESERVE_DEFAULT;
 	q->dir = xstrdup(dir);
 	buf_printf(path, "%s/db", dir);
 	q->dbdir = buf_steal(path, NULL);
@@ -336,8 +355,12 @@ queue_open(const char *dir, buf_t *err)
 	(void)q->env->set_lk_max_lockers(q->env, 2000);
 	(void)q->env->set_tx_max(q->env, 1000);
 	(void)q->env->log_set_config(q->env, DB_LOG_AUTO_REMOVE, 1);
+	/* DB_PRIVATE: the regions (cache, locks, log buffer) live in this
+	 * process's memory, not in mapped files under db/. Only one process
+	 * opens the queue (see queue.lock), and a mapped region file on a
+	 * full file system turns a page fault into SIGBUS. */
 	flags = DB_CREATE | DB_INIT_TXN | DB_INIT_LOCK | DB_INIT_LOG |
-	        DB_INIT_MPOOL | DB_RECOVER | DB_THREAD;
+	        DB_INIT_MPOOL | DB_RECOVER | DB_THREAD | DB_PRIVATE;
 	if ((ret = q->env->open(q->env, q->dbdir, flags, 0600)) != 0) {
 		open_error(q, err, "cannot open queue database environment",
 		    q->dbdir, ret);
@@ -410,6 +433,31 @@ put_op(queue_t *q, DB_TXN *txn, void *a)
 	return q->schedule->put(q->schedule, txn, &key, &data, 0);
 }
 
+void
+queue_set_minfree(queue_t *q, uint64_t bytes)
+{
+	q->minfree = bytes;
+}
+
+/*
+ * A new message needs room twice (in the log and in the database) plus a
+ * reserve, so that updates and deletions of what is already queued, and
+ * the log file switch after a checkpoint, still find room. Refusing at
+ * the door keeps Berkeley DB away from a truly full disk, where it can
+ * only fail.
+ */
+static int
+space_for(queue_t *q, size_t len)
+{
+	struct statvfs sv;
+	uint64_t avail;
+
+	if (statvfs(q->dbdir, &sv) < 0)
+		return 1; /* cannot tell: let the write decide */
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return avail >= q->minfree && avail - q->minfree >= 2 * (uint64_t)len;
+}
+
 int
 queue_put(queue_t *q, const struct queue_env *env, const void *content,
     size_t len, buf_t *err)
@@ -431,6 +479,21 @@ queue_put(queue_t *q, const struct queue_env *env, const void *content,
 			    env->qid);
 		}
 		return QUEUE_ERR;
+	}
+	/* Short of space: a checkpoint may free whole log files first. */
+	if (!space_for(q, len) &&
+	    (queue_checkpoint(q) != QUEUE_OK || !space_for(q, len))) {
+		if (err) {
+			buf_reset(err);
+			buf_printf(err,
+			    "queue %s: not enough free space for a message of "
+			    "%zu bytes",
+			    q->dbdir, len);
+		}
+		log_warn("%s: queue file system full: %s is short of free "
+		         "space",
+		    env->qid, q->dbdir);
+		return QUEUE_ENOSPC;
 	}
 	pa.record = buf_new(0);
 	queue_env_encode(env, pa.record);
@@ -454,6 +517,8 @@ queue_sync(queue_t *q, buf_t *err)
 {
 	int ret = q->env->log_flush(q->env, NULL);
 
+	if (ret == 0)
+		atomic_store(&q->nospace, 0);
 	return queue_result(q, ret, "log flush", NULL, err);
 }
 

@@ -132,6 +132,13 @@ void queue_new_id(char qid[QUEUE_ID_SIZE]);
  */
 int queue_put(queue_t *, const struct queue_env *, const void *content,
     size_t len, buf_t *err);
+/*
+ * Free space the queue's file system must keep beyond twice a new
+ * message's size, or queue_put() returns QUEUE_ENOSPC without writing
+ * (Postfix's queue_minfree; default 33 MB: the database cache, log buffer
+ * and two log files, so that checkpoints and recovery still find room).
+ */
+void queue_set_minfree(queue_t *, uint64_t bytes);
 /* Makes every commit so far durable (one log flush). */
 int queue_sync(queue_t *, buf_t *err);
 
