@@ -436,7 +436,7 @@ put_op(queue_t *q, DB_TXN *txn, void *a)
 void
 queue_set_minfree(queue_t *q, uint64_t bytes)
 {
-	q->minfree = bytes;
+	q->minfree = bytes ? bytes : QUEUE_RESERVE_DEFAULT;
 }
 
 /*

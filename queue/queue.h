@@ -135,8 +135,9 @@ int queue_put(queue_t *, const struct queue_env *, const void *content,
 /*
  * Free space the queue's file system must keep beyond twice a new
  * message's size, or queue_put() returns QUEUE_ENOSPC without writing
- * (Postfix's queue_minfree; default 33 MB: the database cache, log buffer
- * and two log files, so that checkpoints and recovery still find room).
+ * (config queue_minfree). 0 (the default) means 33 MB: the database cache,
+ * log buffer and two log files, so that checkpoints and recovery still
+ * find room.
  */
 void queue_set_minfree(queue_t *, uint64_t bytes);
 /* Makes every commit so far durable (one log flush). */

@@ -115,6 +115,8 @@ CFG(bounce_queue_lifetime, TIME, "5d", 0, 8640000, "",
     "Queue lifetime for bounces (null sender) before they are dropped.")
 CFG(delay_warning_time, TIME, "0h", 0, 8640000, "",
     "Send a delay warning after this long in the queue; 0: never.")
+CFG(queue_minfree, SIZE, "0", 0, 1099511627776, "",
+    "Free space the queue's file system must keep beyond twice a new message's size, else mail is refused with 452 4.3.1; 0: 33 MB (the database cache, log buffer and two log files).")
 CFG(dns_resolver_mode, STR, "recursive", 0, 0, "recursive|stub",
     "recursive: getdns's own validating recursion from the root; stub: ask dns_stub_resolvers and validate locally.")
 CFG(dns_stub_resolvers, LIST, "", 0, 0, "",
