@@ -8,30 +8,10 @@ netctl="$here/../net/netctl"
 fails=0
 passes=0
 
-for tool in dig swaks knotd unbound nginx openssl ldns-signzone; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "SKIP: $tool not installed (tests/net/packages.txt)"
-		exit 77
-	fi
-done
-if [ "$(id -u)" != 0 ]; then
-	echo "SKIP: needs root (ports 25, 53, 443)"
+if ! command -v swaks >/dev/null 2>&1; then
+	echo "SKIP: swaks not installed (tests/net/packages.txt)"
 	exit 77
 fi
-
-# Run in a private network namespace (tests/net/netns-run) so a test
-# network someone else is running cannot collide with this one.
-if [ "${NET_IN_NETNS:-}" != 1 ] && command -v unshare >/dev/null 2>&1; then
-	exec "$here/../net/netns-run" "$0" "$@"
-fi
-
-state=$(mktemp -d /tmp/netselftest.XXXXXX)
-cleanup() {
-	"$netctl" stop "$state" >/dev/null 2>&1
-	rm -rf "$state"
-}
-trap cleanup EXIT
-
 ok() {
 	passes=$((passes + 1))
 	echo "ok - $*"
@@ -41,12 +21,11 @@ nok() {
 	echo "FAIL - $*"
 }
 
+# Private network namespace, start, source env, stop at exit (lib.sh).
+. "$here/../net/lib.sh"
 t0=$(date +%s)
-if ! "$netctl" start "$state"; then
-	echo "FAIL - netctl start"
-	exit 1
-fi
-. "$state/env"
+net_setup "$0" "$@"
+state=$NET_STATE
 
 # dig through the validating resolver: "STATUS FLAGS" of the answer.
 q() {
@@ -161,6 +140,28 @@ if command -v curl >/dev/null 2>&1; then
 	*) nok "MTA-STS policy: '$body'" ;;
 	esac
 fi
+
+# DANE: the published TLSA records match (or not) what the sinks present.
+dane() {	# label "expected s_client output"
+	local h=mx.$1.dane.test a rr out
+	a=$(dig @"$NET_RESOLVER" +short "$h" A)
+	rr=$(dig @"$NET_RESOLVER" +short _25._tcp."$h" TLSA | head -1)
+	out=$(timeout 10 openssl s_client -connect "$a:25" -starttls smtp \
+	    -servername "$h" -dane_tlsa_domain "$h" -dane_tlsa_rrdata "$rr" \
+	    -verify_return_error -brief </dev/null 2>&1)
+	case "$out" in
+	*"$2"*) ok "DANE $1: $2" ;;
+	*) nok "DANE $1: want '$2': $(echo "$out" | head -3)" ;;
+	esac
+}
+dane ee "matched EE certificate at depth 0"
+dane ta "matched TA certificate at depth 1"
+dane eeself "matched EE certificate at depth 0"
+dane mismatch "no matching DANE TLSA records"
+dane tawrongname "hostname mismatch"
+
+n=$(net_conns 127.25.0.18)
+if [ "$n" = 2 ]; then ok "net_conns"; else nok "net_conns: $n"; fi
 
 pids=$(awk '{ print $1 }' "$state/pids")
 "$netctl" stop "$state" || nok "netctl stop"

@@ -8,16 +8,16 @@ import base64
 import glob
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NET = os.path.join(HERE, "..", "net")
 NETCTL = os.path.join(NET, "netctl")
+sys.path.insert(0, NET)
+import netlib  # noqa: E402
 
 passes = fails = 0
 
@@ -204,33 +204,16 @@ def tests(state, env):
 
 
 def main():
-	if os.geteuid() != 0:
-		print("SKIP: needs root")
-		return 77
-	for tool in ("knotd", "unbound", "nginx", "ldns-signzone", "dig"):
-		if not shutil.which(tool):
-			print("SKIP: %s not installed" % tool)
-			return 77
-	if os.environ.get("NET_IN_NETNS") != "1" and shutil.which("unshare"):
-		os.execv(os.path.join(NET, "netns-run"),
-		    [os.path.join(NET, "netns-run"), os.path.abspath(__file__)])
-	state = tempfile.mkdtemp(prefix="netsink.")
+	netlib.reexec_in_netns(__file__)
 	try:
-		if subprocess.run([NETCTL, "start", state]).returncode != 0:
-			print("FAIL - netctl start")
-			return 1
-		env = {}
-		with open(os.path.join(state, "env")) as f:
-			for line in f:
-				k, v = line.rstrip("\n").split("=", 1)
-				env[k] = v
-		try:
-			tests(state, env)
-		except Exception as e:
-			check(False, "exception %r" % e)
-	finally:
-		subprocess.run([NETCTL, "stop", state])
-		shutil.rmtree(state, ignore_errors=True)
+		with netlib.Net() as net:
+			try:
+				tests(net.state, net.env)
+			except Exception as e:
+				check(False, "exception %r" % e)
+	except RuntimeError as e:
+		print("FAIL - %s" % e)
+		return 1
 	print("%d passed, %d failed" % (passes, fails))
 	return 1 if fails else 0
 
