@@ -1,0 +1,1467 @@
+/*
+ * smtpd - the SMTP listener; see smtpd.h.
+ *
+ * RFC 5321 (4.1 commands, 4.2 replies, 4.3.2 sequencing, 4.4 Received,
+ * 4.5.3 limits), RFC 2920 PIPELINING, RFC 1870 SIZE, RFC 6152 8BITMIME,
+ * RFC 6531 SMTPUTF8, RFC 2034 ENHANCEDSTATUSCODES, RFC 3461 DSN, RFC 3207
+ * STARTTLS, RFC 4954 AUTH, RFC 8314 (implicit TLS, no credentials in
+ * clear, TLS in Received), RFC 8689 REQUIRETLS.
+ *
+ * Outline:
+ *  1. accept_cb: connection limits (421 4.7.0 and close), then a session
+ *     with a bufferevent (plain, or OpenSSL for implicit TLS) and the
+ *     220 greeting.
+ *  2. session_process: the one input loop. In command states it cuts
+ *     lines (smtp_line_find, 512 bytes, 12288 for AUTH) and dispatches
+ *     them in order, so that a pipelined batch is answered in full; in
+ *     S_DATA it feeds the DATA reader (smtp_data). It runs from the read
+ *     callback and from a "resume" event, never recursively.
+ *  3. At the final dot the envelope and the content (our Received: header
+ *     first) go to qcommit; the session waits in S_COMMIT without reading
+ *     commands and answers 250 only from the done callback.
+ *  4. session_close: S_CLOSING, stop reading, free once the output has
+ *     been written (polling a timer, bounded).
+ *
+ * Sessions are a named state machine (enter_state logs old -> new at
+ * debug level). Each pending commit is cancelled when its session goes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "mta/util/clock.h"
+#include "mta/util/log.h"
+#include "mta/util/xalloc.h"
+#include "queue/queue.h"
+#include "smtp_cmd.h"
+#include "smtp_data.h"
+#include "smtpd.h"
+#include "smtpd_int.h"
+
+#define MAX_LISTENERS 64
+/* Lines handled per turn before yielding to other sessions. */
+#define LINES_PER_TURN 100
+/* How long a closing session may wait for its last reply to drain. */
+#define CLOSE_POLL_USEC 10000
+#define CLOSE_POLL_MAX 300
+/* Room for our Received: header in front of the message. */
+#define RECEIVED_MAX 2048
+
+enum sess_state {
+	S_CMD, /* reading commands */
+	S_AUTH_PLAIN, /* waiting for the PLAIN response after "334 " */
+	S_AUTH_USER, /* LOGIN: waiting for the user name */
+	S_AUTH_PASS, /* LOGIN: waiting for the password */
+	S_DATA, /* reading message content */
+	S_COMMIT, /* the message is with qcommit */
+	S_CLOSING, /* last reply written; freeing when it is sent */
+};
+
+static const char *const state_names[] = {
+    [S_CMD] = "CMD",
+    [S_AUTH_PLAIN] = "AUTH_PLAIN",
+    [S_AUTH_USER] = "AUTH_USER",
+    [S_AUTH_PASS] = "AUTH_PASS",
+    [S_DATA] = "DATA",
+    [S_COMMIT] = "COMMIT",
+    [S_CLOSING] = "CLOSING",
+};
+
+struct listener {
+	struct smtpd *sd;
+	struct evconnlistener *lev;
+	int implicit_tls;
+};
+
+struct session {
+	struct smtpd *sd;
+	struct session *prev, *next;
+	struct bufferevent *bev;
+	struct event *resume_ev, *close_ev;
+	unsigned close_polls;
+	enum sess_state state;
+
+	struct sockaddr_storage ss;
+	char addr[INET6_ADDRSTRLEN]; /* "127.0.0.1" */
+	char client[INET6_ADDRSTRLEN + 8]; /* "[127.0.0.1]" */
+	int in_mynetworks;
+	int tls;
+	int helo_kind; /* 0 none, SMTP_VERB_HELO or SMTP_VERB_EHLO */
+	char helo[SMTP_DOMAIN_MAX + 1];
+	int authenticated;
+	char sasl_method[8];
+	char sasl_user[256];
+	char login_user[512];
+
+	/* The transaction: env is non-NULL between MAIL and its end. */
+	struct queue_env *env;
+	char sender_log[SMTP_PATH_MAX * 4 + 1];
+	buf_t *content;
+	struct smtp_data reader;
+	uint64_t ticket;
+
+	unsigned errors;
+	int discard_line; /* dropping an over-long line up to its LF */
+	char last_cmd[16]; /* "RCPT": for "lost connection after X" */
+	enum smtp_verb verb; /* of the command being answered */
+	int verb_counted;
+	unsigned cnt_all[SMTP_VERB_COUNT], cnt_ok[SMTP_VERB_COUNT];
+	char line[SMTP_AUTH_LINE_MAX + 1];
+};
+
+struct smtpd {
+	struct event_base *base;
+	const struct config *cfg;
+	qcommit_t *commit;
+	void (*on_queued)(void *, const char *);
+	void *arg;
+	SSL_CTX *ssl_ctx;
+	smtpd_passwd_t *passwd;
+	struct smtpd_netlist mynetworks;
+	char hostname[256];
+	char banner[512];
+	struct listener *listeners[MAX_LISTENERS];
+	size_t nlisteners;
+	struct session *sessions;
+	struct smtpd_stats stats;
+};
+
+static void session_process(struct session *);
+static void session_close(struct session *);
+static void session_free(struct session *);
+static void session_setup_bev(struct session *);
+
+static void
+enter_state(struct session *s, enum sess_state st)
+{
+	if (s->state != st)
+		log_debug("%s: state %s -> %s", s->client,
+		    state_names[s->state], state_names[st]);
+	s->state = st;
+}
+
+/* Postfix's style: "timeout after RCPT", "lost connection after DATA". */
+static void
+set_last_cmd(struct session *s, const char *name)
+{
+	size_t i;
+
+	for (i = 0; name[i] && i < sizeof(s->last_cmd) - 1; i++)
+		s->last_cmd[i] =
+		    (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32
+		                                            : name[i]);
+	s->last_cmd[i] = '\0';
+}
+
+static const char *
+qid_or_noqueue(const struct session *s)
+{
+	return s->env ? s->env->qid : "NOQUEUE";
+}
+
+/* Writes one reply line (CRLF added) and counts errors for the session. */
+static void
+reply(struct session *s, const char *text)
+{
+	int code = smtp_reply_code(text);
+
+	evbuffer_add_printf(bufferevent_get_output(s->bev), "%s\r\n", text);
+	if (!s->verb_counted && code != 0) {
+		s->verb_counted = 1;
+		if (code < 400)
+			s->cnt_ok[s->verb]++;
+	}
+	if (code >= 400)
+		s->errors++;
+}
+
+static void replyf(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+replyf(struct session *s, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	reply(s, text);
+}
+
+/* A rejection that Postfix would log: MAIL, RCPT and DATA refusals. */
+static void
+reject(struct session *s, const char *what, const char *text, const char *rcpt)
+{
+	buf_t *b = buf_new(2048);
+
+	reply(s, text);
+	s->sd->stats.rejected++;
+	buf_printf(b, "%s: reject: %s from %s: %s; from=<%s>",
+	    qid_or_noqueue(s), what, s->client, text, s->sender_log);
+	if (rcpt) {
+		buf_puts(b, " to=<");
+		buf_put_printable(b, rcpt, strlen(rcpt));
+		buf_puts(b, ">");
+	}
+	buf_printf(b, " proto=%s helo=<%s>",
+	    s->helo_kind == SMTP_VERB_HELO ? "SMTP" : "ESMTP", s->helo);
+	log_info("%s", buf_data(b));
+	buf_free(b);
+}
+
+static void
+transaction_reset(struct session *s)
+{
+	queue_env_free(s->env);
+	s->env = NULL;
+	s->sender_log[0] = '\0';
+	buf_free(s->content);
+	s->content = NULL;
+}
+
+/* RFC 3207 4.2 and 8314: after STARTTLS everything learned is dropped. */
+static void
+session_reset_all(struct session *s)
+{
+	transaction_reset(s);
+	s->helo_kind = 0;
+	s->helo[0] = '\0';
+	s->authenticated = 0;
+	s->sasl_user[0] = '\0';
+	s->sasl_method[0] = '\0';
+}
+
+static int
+relay_allowed(const struct session *s)
+{
+	return s->in_mynetworks || s->authenticated;
+}
+
+static int
+auth_offered(const struct session *s)
+{
+	return s->tls && s->sd->cfg->smtpd_sasl_auth_enable &&
+	       smtpd_passwd_count(s->sd->passwd) > 0;
+}
+
+static void
+set_read_timeout(struct session *s, int on)
+{
+	struct timeval tv = {(time_t)s->sd->cfg->smtpd_timeout, 0};
+
+	bufferevent_set_timeouts(s->bev, on ? &tv : NULL, &tv);
+}
+
+static void
+resume_soon(struct session *s)
+{
+	event_active(s->resume_ev, EV_TIMEOUT, 0);
+}
+
+/* ---- TLS ---- */
+
+static SSL *
+tls_ssl(const struct session *s)
+{
+	return s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
+}
+
+/* "(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))" */
+static void
+tls_describe(const struct session *s, buf_t *b)
+{
+	SSL *ssl = tls_ssl(s);
+	const SSL_CIPHER *c;
+	int bits, alg = 0;
+
+	if (ssl == NULL || (c = SSL_get_current_cipher(ssl)) == NULL)
+		return;
+	bits = SSL_CIPHER_get_bits(c, &alg);
+	buf_printf(b, "%s with cipher %s (%d/%d bits)", SSL_get_version(ssl),
+	    SSL_CIPHER_get_name(c), bits, alg);
+}
+
+static void
+log_tls_errors(const struct session *s, const char *what)
+{
+	unsigned long e;
+	unsigned guard = 0;
+
+	while ((e = ERR_get_error()) != 0 && guard++ < 10) {
+		char text[256];
+
+		ERR_error_string_n(e, text, sizeof(text));
+		log_info("%s from %s: %s", what, s->client, text);
+	}
+}
+
+static SSL_CTX *
+tls_ctx_new(const struct config *cfg, buf_t *err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char text[256];
+
+	if (ctx == NULL) {
+		buf_puts(err, "cannot create TLS context");
+		return NULL;
+	}
+	/* RFC 8314 4.1: TLS 1.2 or later. */
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	                             SSL_OP_NO_RENEGOTIATION |
+	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->smtpd_tls_cert_file) !=
+	    1) {
+		ERR_error_string_n(ERR_get_error(), text, sizeof(text));
+		buf_printf(err, "smtpd_tls_cert_file %s: %s",
+		    cfg->smtpd_tls_cert_file, text);
+		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx,
+	        cfg->smtpd_tls_key_file[0] ? cfg->smtpd_tls_key_file
+	                                   : cfg->smtpd_tls_cert_file,
+	        SSL_FILETYPE_PEM) != 1) {
+		ERR_error_string_n(ERR_get_error(), text, sizeof(text));
+		buf_printf(err, "smtpd_tls_key_file %s: %s",
+		    cfg->smtpd_tls_key_file, text);
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		buf_printf(err, "smtpd_tls_key_file %s does not match %s",
+		    cfg->smtpd_tls_key_file, cfg->smtpd_tls_cert_file);
+		goto fail;
+	}
+	ERR_clear_error();
+	return ctx;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* ---- EHLO and friends ---- */
+
+static void
+do_helo(struct session *s, const struct smtp_cmd *cmd)
+{
+	const char *err = smtp_cmd_check_helo(cmd->arg, cmd->arglen);
+	buf_t *b;
+
+	if (err) {
+		reply(s, cmd->verb == SMTP_VERB_HELO
+		             ? "501 5.5.4 Syntax: HELO hostname"
+		             : err);
+		return;
+	}
+	/* RFC 5321 4.1.4: EHLO/HELO resets the transaction. */
+	transaction_reset(s);
+	memcpy(s->helo, cmd->arg, cmd->arglen);
+	s->helo[cmd->arglen] = '\0';
+	s->helo_kind = cmd->verb;
+	if (cmd->verb == SMTP_VERB_HELO) {
+		replyf(s, "250 %s", s->sd->hostname);
+		return;
+	}
+	b = buf_new(4096);
+	buf_printf(b, "250-%s\r\n", s->sd->hostname);
+	buf_puts(b, "250-PIPELINING\r\n");
+	buf_printf(b, "250-SIZE %lld\r\n", s->sd->cfg->message_size_limit);
+	if (s->sd->ssl_ctx && !s->tls)
+		buf_puts(b, "250-STARTTLS\r\n");
+	/* RFC 4954 4 / RFC 8314: no AUTH before TLS. */
+	if (auth_offered(s))
+		buf_puts(b, "250-AUTH PLAIN LOGIN\r\n");
+	/* RFC 8689 4: REQUIRETLS only on a TLS session. */
+	if (s->tls)
+		buf_puts(b, "250-REQUIRETLS\r\n");
+	buf_puts(b, "250-ENHANCEDSTATUSCODES\r\n");
+	buf_puts(b, "250-8BITMIME\r\n");
+	buf_puts(b, "250-DSN\r\n");
+	buf_puts(b, "250 SMTPUTF8\r\n");
+	evbuffer_add(bufferevent_get_output(s->bev), buf_data(b), buf_len(b));
+	buf_free(b);
+	s->verb_counted = 1;
+	s->cnt_ok[s->verb]++;
+}
+
+static void
+do_mail(struct session *s, const struct smtp_cmd *cmd)
+{
+	struct smtp_mail_args m;
+	const char *err;
+	buf_t *b;
+
+	if (s->helo_kind == 0) {
+		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->env) {
+		reply(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	if ((err = smtp_cmd_parse_mail(cmd->arg, cmd->arglen, &m)) != NULL) {
+		reject(s, "MAIL", err, NULL);
+		return;
+	}
+	/* ESMTP parameters need EHLO (RFC 5321 4.1.1.2 and each
+	 * extension's "MUST NOT be used unless advertised"). */
+	if (s->helo_kind != SMTP_VERB_EHLO &&
+	    (m.has_size || m.body || m.smtputf8 || m.requiretls || m.ret ||
+	        m.has_envid || m.has_auth)) {
+		reject(s, "MAIL", "555 5.5.4 Unsupported option", NULL);
+		return;
+	}
+	if (m.has_size &&
+	    m.size > (unsigned long long)s->sd->cfg->message_size_limit) {
+		reject(s, "MAIL", "552 5.3.4 Message size exceeds fixed limit",
+		    NULL);
+		return;
+	}
+	if (m.requiretls && !s->tls) {
+		reject(s, "MAIL",
+		    "530 5.7.10 REQUIRETLS needs a TLS session (RFC 8689)",
+		    NULL);
+		return;
+	}
+	s->env = queue_env_new();
+	/* The ID comes now, as in Postfix, so that the log lines of the
+	 * whole transaction and the Received: header share it. */
+	queue_new_id(s->env->qid);
+	s->env->sender = xstrdup(m.path);
+	s->env->ret = m.ret == SMTP_RET_FULL   ? DSN_RET_FULL
+	              : m.ret == SMTP_RET_HDRS ? DSN_RET_HDRS
+	                                       : DSN_RET_UNSPEC;
+	s->env->envid = m.has_envid ? xstrdup(m.envid) : NULL;
+	if (m.body == SMTP_BODY_8BITMIME)
+		s->env->flags |= QENV_8BITMIME;
+	if (m.smtputf8)
+		s->env->flags |= QENV_SMTPUTF8;
+	if (m.requiretls)
+		s->env->flags |= QENV_REQUIRETLS;
+	s->env->client = xstrdup(s->client);
+	s->env->helo = xstrdup(s->helo);
+	b = buf_new(sizeof(s->sender_log));
+	buf_put_printable(b, m.path, strlen(m.path));
+	snprintf(s->sender_log, sizeof(s->sender_log), "%s", buf_data(b));
+	buf_free(b);
+	if (s->authenticated)
+		log_info("%s: client=%s, sasl_method=%s, sasl_username=%s",
+		    s->env->qid, s->client, s->sasl_method, s->sasl_user);
+	else
+		log_info("%s: client=%s", s->env->qid, s->client);
+	reply(s, "250 2.1.0 Ok");
+}
+
+static void
+do_rcpt(struct session *s, const struct smtp_cmd *cmd)
+{
+	struct smtp_rcpt_args r;
+	const char *err;
+	char text[600];
+
+	if (s->env == NULL) {
+		reply(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	err = smtp_cmd_parse_rcpt(
+	    cmd->arg, cmd->arglen, (s->env->flags & QENV_SMTPUTF8) != 0, &r);
+	if (err) {
+		reject(s, "RCPT", err, NULL);
+		return;
+	}
+	if (s->helo_kind != SMTP_VERB_EHLO && (r.notify || r.has_orcpt)) {
+		reject(s, "RCPT", "555 5.5.4 Unsupported option", r.path);
+		return;
+	}
+	if (s->env->nrcpt >= (size_t)s->sd->cfg->smtpd_recipient_limit) {
+		reject(
+		    s, "RCPT", "452 4.5.3 Error: too many recipients", r.path);
+		return;
+	}
+	/* There is no local delivery: every recipient is relayed, so only
+	 * our own networks and authenticated clients may give one. */
+	if (!relay_allowed(s)) {
+		buf_t *b = buf_new(sizeof(text));
+
+		buf_put_printable(b, r.path, strlen(r.path));
+		snprintf(text, sizeof(text),
+		    "554 5.7.1 <%s>: Relay access denied", buf_data(b));
+		buf_free(b);
+		reject(s, "RCPT", text, r.path);
+		return;
+	}
+	queue_env_add_rcpt(
+	    s->env, r.path, r.has_orcpt ? r.orcpt : NULL, r.notify);
+	reply(s, "250 2.1.5 Ok");
+}
+
+/* Builds the Received: header (RFC 5321 4.4, RFC 8314 4.3). */
+static void
+add_received(struct session *s)
+{
+	buf_t *b = s->content;
+	char date[64];
+	time_t now = (time_t)clock_now();
+	struct tm tm;
+	const char *proto;
+	int utf8 = (s->env->flags & QENV_SMTPUTF8) != 0;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	/* RFC 3848 and RFC 6531 4.3 protocol names. */
+	if (s->helo_kind == SMTP_VERB_HELO)
+		proto = "SMTP";
+	else if (utf8)
+		proto = s->tls ? (s->authenticated ? "UTF8SMTPSA" : "UTF8SMTPS")
+		               : (s->authenticated ? "UTF8SMTPA" : "UTF8SMTP");
+	else
+		proto = s->tls ? (s->authenticated ? "ESMTPSA" : "ESMTPS")
+		               : (s->authenticated ? "ESMTPA" : "ESMTP");
+	buf_printf(b, "Received: from %s (%s%s%s)\r\n", s->helo,
+	    s->ss.ss_family == AF_INET6 ? "[IPv6:" : "[", s->addr, "]");
+	if (s->tls) {
+		buf_puts(b, "\t(using ");
+		tls_describe(s, b);
+		buf_puts(b, ")\r\n");
+	}
+	buf_printf(b, "\tby %s (strictmta) with %s id %s", s->sd->hostname,
+	    proto, s->env->qid);
+	/* Only a single recipient is named, so that Bcc stays hidden. */
+	if (s->env->nrcpt == 1)
+		buf_printf(b, "\r\n\tfor <%s>", s->env->rcpts[0].address);
+	buf_printf(b, "; %s\r\n", date);
+}
+
+static void
+do_data(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t limit = (size_t)s->sd->cfg->message_size_limit;
+
+	if (s->env == NULL) {
+		reply(s, "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	if (s->env->nrcpt == 0) {
+		reply(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	/* RFC 2920 3.1: DATA ends a group; a client must wait for the 354.
+	 * Bytes already here were sent before it: smuggling or a broken
+	 * client. Unauthenticated clients are dropped, as Postfix's
+	 * smtpd_forbid_unauth_pipelining does. */
+	if (!s->authenticated && evbuffer_get_length(in) > 0) {
+		buf_t *b = buf_new(256);
+		size_t n = evbuffer_get_length(in);
+		unsigned char *p = evbuffer_pullup(in, n > 100 ? 100 : n);
+
+		buf_put_printable(b, p, n > 100 ? 100 : n);
+		log_info("improper command pipelining after DATA from %s: %s",
+		    s->client, buf_data(b));
+		buf_free(b);
+		reject(s, "DATA",
+		    "554 5.5.0 Error: SMTP protocol synchronization", NULL);
+		session_close(s);
+		return;
+	}
+	s->content = buf_new(limit + RECEIVED_MAX);
+	add_received(s);
+	smtp_data_init(
+	    &s->reader, limit, s->sd->cfg->smtpd_forbid_bare_newline);
+	reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	enter_state(s, S_DATA);
+}
+
+static int
+is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* RFC 8689 5: "TLS-Required: No" in the header, unless REQUIRETLS. */
+static int
+has_tls_required_no(const char *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		const char *eol = memchr(p + i, '\n', len - i);
+		size_t ll = eol ? (size_t)(eol - (p + i)) + 1 : len - i;
+
+		if (ll <= 2) /* the empty line ends the header */
+			return 0;
+		if (ll > 13 && strncasecmp(p + i, "TLS-Required:", 13) == 0) {
+			size_t a = i + 13, b = i + ll;
+
+			/* Unfold: continuation lines belong to the value. */
+			while (b < len && (p[b] == ' ' || p[b] == '\t')) {
+				const char *e = memchr(p + b, '\n', len - b);
+
+				b = e ? (size_t)(e - p) + 1 : len;
+			}
+			while (a < b && is_space(p[a]))
+				a++;
+			while (b > a && is_space(p[b - 1]))
+				b--;
+			return b - a == 2 && strncasecmp(p + a, "no", 2) == 0;
+		}
+		i += ll;
+	}
+	return 0;
+}
+
+static void
+commit_done(void *arg, int err, const char *qid)
+{
+	struct session *s = arg;
+	char text[128];
+
+	s->ticket = 0;
+	if (err == QUEUE_OK) {
+		snprintf(text, sizeof(text), "250 2.0.0 Ok: queued as %s", qid);
+		reply(s, text);
+		/* queue_put() logs "QID: from=<...>, size=N, nrcpt=N
+		 * (queue active)". */
+		s->sd->stats.messages++;
+	} else if (err == QUEUE_ENOSPC) {
+		reply(s, "452 4.3.1 Insufficient system storage");
+		log_warn("%s: queue file write error: no space", qid);
+	} else {
+		reply(s, "451 4.3.0 Error: queue file write error");
+		log_warn("%s: queue file write error", qid);
+	}
+	transaction_reset(s);
+	enter_state(s, S_CMD);
+	set_read_timeout(s, 1);
+	if (err == QUEUE_OK && s->sd->on_queued)
+		s->sd->on_queued(s->sd->arg, qid);
+	resume_soon(s);
+}
+
+static void
+data_finished(struct session *s)
+{
+	const char *err = smtp_data_error(&s->reader);
+	struct queue_env *env;
+	char *content;
+	size_t len;
+
+	if (err) {
+		enter_state(s, S_CMD);
+		if (s->reader.bare_lf || s->reader.bare_cr)
+			log_info("%s: bare <%s> received from %s", s->env->qid,
+			    s->reader.bare_lf ? "LF" : "CR", s->client);
+		reject(s, "END-OF-MESSAGE", err, NULL);
+		transaction_reset(s);
+		return;
+	}
+	if ((s->env->flags & QENV_REQUIRETLS) == 0 &&
+	    has_tls_required_no(buf_data(s->content), buf_len(s->content)))
+		s->env->flags |= QENV_TLS_OPTIONAL;
+	env = s->env;
+	s->env = NULL;
+	content = buf_steal(s->content, &len);
+	env->size = len;
+	env->arrival = clock_now();
+	/* Keep a copy for the log line and the reply. */
+	s->env = queue_env_dup(env);
+	enter_state(s, S_COMMIT);
+	/* The client waits for our answer; its silence is no timeout. */
+	set_read_timeout(s, 0);
+	s->ticket =
+	    qcommit_submit(s->sd->commit, env, content, len, commit_done, s);
+}
+
+static void
+feed_data(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_iovec vec[16];
+	int n, i;
+	size_t used = 0;
+
+	n = evbuffer_peek(in, -1, NULL, vec, 16);
+	if (n > 16)
+		n = 16;
+	for (i = 0; i < n && !smtp_data_done(&s->reader); i++) {
+		size_t u = smtp_data_feed(
+		    &s->reader, vec[i].iov_base, vec[i].iov_len, s->content);
+
+		used += u;
+	}
+	evbuffer_drain(in, used);
+	if (smtp_data_done(&s->reader))
+		data_finished(s);
+}
+
+/* ---- AUTH (RFC 4954) ---- */
+
+static void
+auth_finish(struct session *s, const char *user, const char *pass)
+{
+	enter_state(s, S_CMD);
+	if (smtpd_passwd_check(s->sd->passwd, user, pass)) {
+		s->authenticated = 1;
+		snprintf(s->sasl_user, sizeof(s->sasl_user), "%s", user);
+		reply(s, "235 2.7.0 Authentication successful");
+		log_info("%s: sasl_method=%s, sasl_username=%s", s->client,
+		    s->sasl_method, s->sasl_user);
+		return;
+	}
+	log_warn(
+	    "%s: SASL %s authentication failed", s->client, s->sasl_method);
+	reply(s, "535 5.7.8 Error: authentication failed");
+}
+
+static void
+auth_plain(struct session *s, const char *b64, size_t len)
+{
+	unsigned char msg[1024];
+	char user[256], pass[512];
+	long n = smtpd_b64_decode(b64, len, msg, sizeof(msg));
+
+	if (n < 0) {
+		enter_state(s, S_CMD);
+		reply(s, "501 5.5.2 Cannot decode response");
+		return;
+	}
+	if (smtpd_sasl_plain(
+	        msg, (size_t)n, user, sizeof(user), pass, sizeof(pass)) < 0) {
+		enter_state(s, S_CMD);
+		reply(s, "535 5.7.8 Error: authentication failed");
+		return;
+	}
+	auth_finish(s, user, pass);
+	explicit_bzero(pass, sizeof(pass));
+	explicit_bzero(msg, sizeof(msg));
+}
+
+static void
+auth_line(struct session *s, const char *line, size_t len)
+{
+	unsigned char dec[512];
+	long n;
+
+	if (len == 1 && line[0] == '*') {
+		enter_state(s, S_CMD);
+		reply(s, "501 5.7.0 Authentication aborted");
+		return;
+	}
+	if (s->state == S_AUTH_PLAIN) {
+		auth_plain(s, line, len);
+		return;
+	}
+	n = smtpd_b64_decode(line, len, dec, sizeof(dec) - 1);
+	if (n < 0 || memchr(dec, '\0', (size_t)n) != NULL) {
+		enter_state(s, S_CMD);
+		reply(s, "501 5.5.2 Cannot decode response");
+		return;
+	}
+	dec[n] = '\0';
+	if (s->state == S_AUTH_USER) {
+		snprintf(
+		    s->login_user, sizeof(s->login_user), "%s", (char *)dec);
+		reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+		enter_state(s, S_AUTH_PASS);
+		return;
+	}
+	auth_finish(s, s->login_user, (char *)dec);
+	explicit_bzero(dec, sizeof(dec));
+}
+
+static void
+do_auth(struct session *s, const struct smtp_cmd *cmd)
+{
+	const char *sp = memchr(cmd->arg, ' ', cmd->arglen);
+	size_t mlen = sp ? (size_t)(sp - cmd->arg) : cmd->arglen;
+	const char *init = sp ? sp + 1 : NULL;
+	size_t ilen = sp ? cmd->arglen - mlen - 1 : 0;
+
+	/* RFC 8314 / RFC 4954 4: credentials never travel in clear. */
+	if (!s->tls) {
+		reply(s, "538 5.7.11 Encryption required for requested "
+		         "authentication mechanism");
+		return;
+	}
+	if (!auth_offered(s)) {
+		reply(s, "503 5.5.1 Error: authentication not enabled");
+		return;
+	}
+	if (s->helo_kind != SMTP_VERB_EHLO) {
+		reply(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	if (s->authenticated) {
+		reply(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (s->env) {
+		reply(s, "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	if (mlen == 5 && strncasecmp(cmd->arg, "PLAIN", 5) == 0) {
+		snprintf(s->sasl_method, sizeof(s->sasl_method), "PLAIN");
+		if (init) {
+			auth_plain(s, init, ilen);
+		} else {
+			reply(s, "334 ");
+			enter_state(s, S_AUTH_PLAIN);
+		}
+	} else if (mlen == 5 && strncasecmp(cmd->arg, "LOGIN", 5) == 0) {
+		snprintf(s->sasl_method, sizeof(s->sasl_method), "LOGIN");
+		enter_state(s, S_AUTH_USER);
+		if (init) {
+			auth_line(s, init, ilen);
+		} else {
+			reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+		}
+	} else {
+		reply(s, "504 5.5.4 Unrecognized authentication type");
+	}
+}
+
+/* ---- STARTTLS (RFC 3207) ---- */
+
+static void
+do_starttls(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t junk;
+	SSL *ssl;
+	struct bufferevent *tls;
+
+	if (s->sd->ssl_ctx == NULL) {
+		reply(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	if (s->tls) {
+		reply(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (s->helo_kind != SMTP_VERB_EHLO) {
+		reply(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	/* Anything pipelined after STARTTLS was sent in clear and must not
+	 * be taken as coming over TLS (command injection, CVE-2011-0411). */
+	junk = evbuffer_get_length(in);
+	if (junk > 0) {
+		log_info("%s: discarding %zu bytes pipelined after STARTTLS",
+		    s->client, junk);
+		evbuffer_drain(in, junk);
+	}
+	ssl = SSL_new(s->sd->ssl_ctx);
+	if (ssl == NULL) {
+		log_tls_errors(s, "SSL_new");
+		reply(s, "454 4.7.0 TLS not available due to local problem");
+		return;
+	}
+	reply(s, "220 2.0.0 Ready to start TLS");
+	tls = bufferevent_openssl_filter_new(s->sd->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (tls == NULL) {
+		SSL_free(ssl);
+		log_warn("%s: cannot start TLS", s->client);
+		session_close(s);
+		return;
+	}
+	s->bev = tls;
+	s->tls = 1;
+	session_reset_all(s);
+	session_setup_bev(s);
+}
+
+/* ---- dispatch ---- */
+
+static void
+do_command(struct session *s, const char *line, size_t len)
+{
+	struct smtp_cmd cmd;
+	const char *err = smtp_cmd_parse(line, len, &cmd);
+	const struct config *cfg = s->sd->cfg;
+
+	s->verb = cmd.verb;
+	s->verb_counted = 0;
+	s->cnt_all[cmd.verb]++;
+	set_last_cmd(s, smtp_verb_name(cmd.verb));
+	if (err) {
+		reply(s, err);
+		goto out;
+	}
+	switch (cmd.verb) {
+	case SMTP_VERB_EHLO:
+	case SMTP_VERB_HELO:
+		do_helo(s, &cmd);
+		break;
+	case SMTP_VERB_MAIL:
+		do_mail(s, &cmd);
+		break;
+	case SMTP_VERB_RCPT:
+		do_rcpt(s, &cmd);
+		break;
+	case SMTP_VERB_DATA:
+		do_data(s);
+		break;
+	case SMTP_VERB_RSET:
+		transaction_reset(s);
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_VERB_NOOP:
+		reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_VERB_QUIT:
+		reply(s, "221 2.0.0 Bye");
+		session_close(s);
+		break;
+	case SMTP_VERB_VRFY:
+		/* RFC 5321 3.5.3: 252 when we will not say. */
+		reply(s, "252 2.1.5 Cannot VRFY user; try RCPT to attempt "
+		         "delivery");
+		break;
+	case SMTP_VERB_HELP:
+		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET "
+		         "NOOP QUIT VRFY HELP STARTTLS AUTH");
+		break;
+	case SMTP_VERB_STARTTLS:
+		do_starttls(s);
+		break;
+	case SMTP_VERB_AUTH:
+		do_auth(s, &cmd);
+		break;
+	default:
+		reply(s, "502 5.5.2 Error: command not recognized");
+		break;
+	}
+out:
+	if (s->state != S_CLOSING &&
+	    s->errors >= (unsigned)cfg->smtpd_hard_error_limit) {
+		log_info(
+		    "too many errors after %s from %s", s->last_cmd, s->client);
+		replyf(
+		    s, "421 4.7.0 %s Error: too many errors", s->sd->hostname);
+		session_close(s);
+	}
+}
+
+static void
+session_process(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	unsigned lines = 0;
+
+	while (lines < LINES_PER_TURN) {
+		size_t avail = evbuffer_get_length(in), max, n, linelen, used;
+		enum smtp_line_status st;
+		unsigned char *p;
+
+		if (s->state == S_CLOSING || s->state == S_COMMIT || avail == 0)
+			return;
+		if (s->state == S_DATA) {
+			feed_data(s);
+			continue;
+		}
+		if (s->discard_line) {
+			struct evbuffer_ptr lf =
+			    evbuffer_search(in, "\n", 1, NULL);
+
+			if (lf.pos < 0) {
+				evbuffer_drain(in, avail);
+				return;
+			}
+			evbuffer_drain(in, (size_t)lf.pos + 1);
+			s->discard_line = 0;
+			s->verb = SMTP_VERB_UNKNOWN;
+			s->verb_counted = 0;
+			s->cnt_all[SMTP_VERB_UNKNOWN]++;
+			reply(s, "500 5.5.2 Error: line too long");
+			lines++;
+			continue;
+		}
+		/* AUTH lines and SASL responses may be longer (RFC 4954 4). */
+		max = SMTP_LINE_MAX;
+		p = evbuffer_pullup(in, avail < 5 ? avail : 5);
+		if (s->state != S_CMD ||
+		    (avail >= 5 && strncasecmp((char *)p, "AUTH ", 5) == 0))
+			max = SMTP_AUTH_LINE_MAX;
+		n = avail < max ? avail : max;
+		p = evbuffer_pullup(in, n);
+		st = smtp_line_find((char *)p, n, max, &linelen, &used);
+		if (st == SMTP_LINE_PARTIAL)
+			return;
+		lines++;
+		if (st == SMTP_LINE_TOOLONG) {
+			s->discard_line = 1;
+			continue;
+		}
+		memcpy(s->line, p, linelen);
+		s->line[linelen] = '\0';
+		evbuffer_drain(in, used);
+		if (st == SMTP_LINE_BARE_LF) {
+			/* Postfix's smtpd_forbid_bare_newline=reject for
+			 * commands: a bare LF is no line end of ours. */
+			s->verb = SMTP_VERB_UNKNOWN;
+			s->verb_counted = 0;
+			s->cnt_all[SMTP_VERB_UNKNOWN]++;
+			reply(s, "500 5.5.2 Error: bare <LF> received");
+			continue;
+		}
+		if (s->state != S_CMD)
+			auth_line(s, s->line, linelen);
+		else
+			do_command(s, s->line, linelen);
+		explicit_bzero(s->line, linelen);
+	}
+	resume_soon(s); /* more to do: after the other sessions */
+}
+
+/* ---- session life ---- */
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_process(arg);
+}
+
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_process(arg);
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+	const char *after = s->last_cmd;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		buf_t *b = buf_new(256);
+
+		tls_describe(s, b);
+		log_info("Anonymous TLS connection established from %s: %s",
+		    s->client, buf_data(b));
+		buf_free(b);
+		return;
+	}
+	if (s->state == S_CLOSING) {
+		session_free(s);
+		return;
+	}
+	if (s->state == S_DATA)
+		after = "DATA";
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_info("timeout after %s from %s", after, s->client);
+		replyf(
+		    s, "421 4.4.2 %s Error: timeout exceeded", s->sd->hostname);
+		session_close(s);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		if (s->tls)
+			log_tls_errors(s, "TLS error");
+		else
+			log_info("lost connection after %s from %s: %s", after,
+			    s->client, strerror(EVUTIL_SOCKET_ERROR()));
+	} else {
+		log_info("lost connection after %s from %s", after, s->client);
+	}
+	session_free(s);
+}
+
+static void
+session_setup_bev(struct session *s)
+{
+	bufferevent_setcb(s->bev, read_cb, NULL, event_cb, s);
+	/* The watermark only throttles reading; lengths are checked by
+	 * the parsers. */
+	bufferevent_setwatermark(s->bev, EV_READ, 0, 256 * 1024);
+	set_read_timeout(s, s->state != S_COMMIT);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (s->tls)
+		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
+}
+
+static int
+flushed(struct session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) > 0)
+		return 0;
+	return under == NULL ||
+	       evbuffer_get_length(bufferevent_get_output(under)) == 0;
+}
+
+static void
+close_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct timeval tv = {0, CLOSE_POLL_USEC};
+
+	(void)fd;
+	(void)what;
+	if (flushed(s) || ++s->close_polls > CLOSE_POLL_MAX) {
+		session_free(s);
+		return;
+	}
+	evtimer_add(s->close_ev, &tv);
+}
+
+static void
+session_close(struct session *s)
+{
+	struct timeval tv = {0, 0};
+
+	if (s->state == S_CLOSING)
+		return;
+	enter_state(s, S_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	evtimer_add(s->close_ev, &tv);
+}
+
+static void
+session_free(struct session *s)
+{
+	struct smtpd *sd = s->sd;
+	buf_t *b;
+	unsigned total = 0, ok = 0;
+	int v;
+
+	if (s->ticket)
+		qcommit_cancel(sd->commit, s->ticket);
+	b = buf_new(1024);
+	buf_printf(b, "disconnect from %s", s->client);
+	for (v = 0; v < SMTP_VERB_COUNT; v++) {
+		if (s->cnt_all[v] == 0)
+			continue;
+		total += s->cnt_all[v];
+		ok += s->cnt_ok[v];
+		if (s->cnt_ok[v] == s->cnt_all[v])
+			buf_printf(
+			    b, " %s=%u", smtp_verb_name(v), s->cnt_all[v]);
+		else
+			buf_printf(b, " %s=%u/%u", smtp_verb_name(v),
+			    s->cnt_ok[v], s->cnt_all[v]);
+	}
+	if (ok == total)
+		buf_printf(b, " commands=%u", total);
+	else
+		buf_printf(b, " commands=%u/%u", ok, total);
+	log_info("%s", buf_data(b));
+	buf_free(b);
+	transaction_reset(s);
+	bufferevent_free(s->bev);
+	event_free(s->resume_ev);
+	event_free(s->close_ev);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		sd->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	sd->stats.active--;
+	free(s);
+}
+
+/* Refuses a connection before a session exists. */
+static void
+refuse(struct smtpd *sd, int fd, int implicit_tls, const char *why,
+    const char *client)
+{
+	char text[512];
+	int n;
+
+	log_warn("%s from %s", why, client);
+	sd->stats.rejected++;
+	/* Over implicit TLS there is no clear-text way to say it. */
+	if (!implicit_tls) {
+		n = snprintf(text, sizeof(text),
+		    "421 4.7.0 %s Error: too many connections\r\n",
+		    sd->hostname);
+		if (n > 0)
+			(void)send(
+			    fd, text, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	close(fd);
+}
+
+static void
+accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct listener *l = arg;
+	struct smtpd *sd = l->sd;
+	struct session *s, *o;
+	char addr[INET6_ADDRSTRLEN] = "?", client[INET6_ADDRSTRLEN + 8];
+	unsigned same = 0;
+
+	(void)lev;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, addr,
+		    sizeof(addr));
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
+		    addr, sizeof(addr));
+	snprintf(client, sizeof(client), "[%s]", addr);
+	sd->stats.connections++;
+	log_info("connect from %s", client);
+	if (sd->stats.active >= (unsigned)sd->cfg->smtpd_connection_limit) {
+		refuse(sd, fd, l->implicit_tls,
+		    "Connection limit exceeded (smtpd_connection_limit)",
+		    client);
+		return;
+	}
+	for (o = sd->sessions; o; o = o->next)
+		if (strcmp(o->addr, addr) == 0)
+			same++;
+	if (same >= (unsigned)sd->cfg->smtpd_client_connection_count_limit) {
+		refuse(sd, fd, l->implicit_tls,
+		    "Connection concurrency limit exceeded "
+		    "(smtpd_client_connection_count_limit)",
+		    client);
+		return;
+	}
+	s = xcalloc(1, sizeof(*s));
+	s->sd = sd;
+	memcpy(&s->ss, sa,
+	    (size_t)salen < sizeof(s->ss) ? (size_t)salen : sizeof(s->ss));
+	memcpy(s->addr, addr, sizeof(s->addr));
+	memcpy(s->client, client, sizeof(s->client));
+	s->in_mynetworks = smtpd_netlist_match(&sd->mynetworks, sa);
+	s->state = S_CMD;
+	set_last_cmd(s, "CONNECT");
+	evutil_make_socket_closeonexec(fd);
+	if (l->implicit_tls) {
+		SSL *ssl = SSL_new(sd->ssl_ctx);
+
+		if (ssl == NULL) {
+			log_warn("%s: SSL_new failed", client);
+			close(fd);
+			free(s);
+			return;
+		}
+		s->bev = bufferevent_openssl_socket_new(sd->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+		s->tls = 1;
+	} else {
+		s->bev = bufferevent_socket_new(sd->base, fd,
+		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	}
+	if (s->bev == NULL) {
+		log_warn("%s: cannot create a bufferevent", client);
+		close(fd);
+		free(s);
+		return;
+	}
+	s->resume_ev = event_new(sd->base, -1, 0, resume_cb, s);
+	s->close_ev = evtimer_new(sd->base, close_cb, s);
+	s->next = sd->sessions;
+	if (sd->sessions)
+		sd->sessions->prev = s;
+	sd->sessions = s;
+	sd->stats.active++;
+	session_setup_bev(s);
+	s->verb_counted = 1; /* the greeting answers no command */
+	replyf(s, "220 %s", sd->banner);
+}
+
+static void
+accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	(void)lev;
+	(void)arg;
+	/* EMFILE and the like: logged, and the listener keeps going. */
+	log_warn("accept: %s", strerror(EVUTIL_SOCKET_ERROR()));
+}
+
+/* ---- public API ---- */
+
+smtpd_t *
+smtpd_new(const struct smtpd_params *p, buf_t *err)
+{
+	struct smtpd *sd = xcalloc(1, sizeof(*sd));
+	const struct config *cfg = p->cfg;
+
+	sd->base = p->base;
+	sd->cfg = cfg;
+	sd->commit = p->commit;
+	sd->on_queued = p->on_queued;
+	sd->arg = p->arg;
+	if (cfg->myhostname && cfg->myhostname[0])
+		snprintf(
+		    sd->hostname, sizeof(sd->hostname), "%s", cfg->myhostname);
+	else if (gethostname(sd->hostname, sizeof(sd->hostname) - 1) < 0)
+		snprintf(sd->hostname, sizeof(sd->hostname), "localhost");
+	/* With myhostname empty, "$myhostname ESMTP" expands to " ESMTP". */
+	if (cfg->smtpd_banner == NULL || cfg->smtpd_banner[0] == '\0' ||
+	    cfg->smtpd_banner[0] == ' ')
+		snprintf(sd->banner, sizeof(sd->banner), "%s%s", sd->hostname,
+		    cfg->smtpd_banner ? cfg->smtpd_banner : "");
+	else
+		snprintf(
+		    sd->banner, sizeof(sd->banner), "%s", cfg->smtpd_banner);
+	if (smtpd_netlist_parse(cfg->mynetworks, &sd->mynetworks, err) < 0)
+		goto fail;
+	if (cfg->smtpd_tls_cert_file && cfg->smtpd_tls_cert_file[0]) {
+		if ((sd->ssl_ctx = tls_ctx_new(cfg, err)) == NULL)
+			goto fail;
+	}
+	if (cfg->smtpd_sasl_password_file && cfg->smtpd_sasl_password_file[0]) {
+		sd->passwd =
+		    smtpd_passwd_load(cfg->smtpd_sasl_password_file, err);
+		if (sd->passwd == NULL)
+			goto fail;
+	}
+	if (cfg->smtpd_sasl_auth_enable && smtpd_passwd_count(sd->passwd) == 0)
+		log_warn("smtpd_sasl_auth_enable = yes but "
+		         "smtpd_sasl_password_file has no users: AUTH is off");
+	if (cfg->smtpd_sasl_auth_enable && sd->ssl_ctx == NULL)
+		log_warn("smtpd_sasl_auth_enable = yes but no TLS certificate: "
+		         "AUTH is never offered");
+	return sd;
+fail:
+	smtpd_free(sd);
+	return NULL;
+}
+
+int
+smtpd_bind(const char *addrport, buf_t *err)
+{
+	char host[256], port[16];
+	struct addrinfo hints, *res = NULL;
+	int fd, on = 1, r;
+
+	if (smtpd_split_addrport(
+	        addrport, host, sizeof(host), port, sizeof(port)) < 0) {
+		buf_printf(
+		    err, "%s: expected host:port or [v6]:port", addrport);
+		return -1;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((r = getaddrinfo(host, port, &hints, &res)) != 0) {
+		buf_printf(err, "%s: %s", addrport, gai_strerror(r));
+		return -1;
+	}
+	fd = socket(
+	    res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+	if (fd < 0) {
+		buf_printf(err, "%s: socket: %s", addrport, strerror(errno));
+		freeaddrinfo(res);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (res->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+	    listen(fd, 128) < 0 || evutil_make_socket_nonblocking(fd) < 0) {
+		int e = errno;
+		char lower[128];
+		size_t i;
+
+		snprintf(lower, sizeof(lower), "%s", strerror(e));
+		for (i = 0; lower[i]; i++)
+			if (lower[i] >= 'A' && lower[i] <= 'Z')
+				lower[i] = (char)(lower[i] + 32);
+		buf_printf(err, "%s: %s", addrport, lower);
+		close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+int
+smtpd_add_listener(smtpd_t *sd, int fd, int implicit_tls, buf_t *err)
+{
+	struct listener *l;
+
+	if (implicit_tls && sd->ssl_ctx == NULL) {
+		buf_puts(
+		    err, "implicit TLS listener needs smtpd_tls_cert_file");
+		close(fd);
+		return -1;
+	}
+	if (sd->nlisteners >= MAX_LISTENERS) {
+		buf_puts(err, "too many listeners");
+		close(fd);
+		return -1;
+	}
+	l = xcalloc(1, sizeof(*l));
+	l->sd = sd;
+	l->implicit_tls = implicit_tls;
+	/* backlog 0: the socket already listens (smtpd_bind). */
+	l->lev = evconnlistener_new(sd->base, accept_cb, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	if (l->lev == NULL) {
+		buf_printf(err, "cannot listen on fd %d", fd);
+		close(fd);
+		free(l);
+		return -1;
+	}
+	evconnlistener_set_error_cb(l->lev, accept_error_cb);
+	sd->listeners[sd->nlisteners++] = l;
+	return 0;
+}
+
+void
+smtpd_stop_accepting(smtpd_t *sd)
+{
+	size_t i;
+
+	for (i = 0; i < sd->nlisteners; i++) {
+		evconnlistener_free(sd->listeners[i]->lev);
+		free(sd->listeners[i]);
+	}
+	sd->nlisteners = 0;
+}
+
+void
+smtpd_free(smtpd_t *sd)
+{
+	unsigned guard = 0;
+
+	if (sd == NULL)
+		return;
+	smtpd_stop_accepting(sd);
+	while (sd->sessions && guard++ < 1000000)
+		session_free(sd->sessions);
+	SSL_CTX_free(sd->ssl_ctx);
+	smtpd_passwd_free(sd->passwd);
+	smtpd_netlist_free(&sd->mynetworks);
+	free(sd);
+}
+
+void
+smtpd_get_stats(smtpd_t *sd, struct smtpd_stats *st)
+{
+	*st = sd->stats;
+}
