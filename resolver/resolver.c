@@ -1076,25 +1076,28 @@ getdns_cb(getdns_context *ctx, getdns_callback_type_t type,
 /*
  * The interface.
  */
-static int
-add_upstreams(resolver_t *r, const struct config *cfg, buf_t *err)
+/* Builds getdns address dicts from a LIST parameter of "addr[@port]". */
+static getdns_list *
+address_list(const char *param, const char *value, buf_t *err)
 {
-	const char *cursor = cfg->dns_stub_resolvers;
+	const char *cursor = value;
 	char item[128];
 	unsigned char addr[16];
 	unsigned port;
-	int family, rc, count = 0;
+	int family, rc;
+	size_t count = 0;
 	getdns_list *list = getdns_list_create();
 	getdns_dict *d;
 	getdns_bindata atype, adata;
 	const char *e;
 
 	while ((rc = config_list_next(&cursor, item, sizeof(item))) > 0) {
-		if ((e = resolver_parse_server(
-		         item, strlen(item), &family, addr, &port)) != NULL) {
-			buf_printf(err, "dns_stub_resolvers: %s: %s", item, e);
+		e = resolver_parse_server(
+		    item, strlen(item), &family, addr, &port);
+		if (e != NULL) {
+			buf_printf(err, "%s: %s: %s", param, item, e);
 			getdns_list_destroy(list);
-			return -1;
+			return NULL;
 		}
 		d = getdns_dict_create();
 		atype.data = (uint8_t *)(family == AF_INET ? "IPv4" : "IPv6");
@@ -1104,17 +1107,31 @@ add_upstreams(resolver_t *r, const struct config *cfg, buf_t *err)
 		getdns_dict_set_bindata(d, "address_type", &atype);
 		getdns_dict_set_bindata(d, "address_data", &adata);
 		getdns_dict_set_int(d, "port", port);
-		getdns_list_set_dict(list, (size_t)count++, d);
+		getdns_list_set_dict(list, count++, d);
 		getdns_dict_destroy(d);
 	}
 	if (rc < 0) {
-		buf_printf(err, "dns_stub_resolvers: item too long");
+		buf_printf(err, "%s: item too long", param);
 		getdns_list_destroy(list);
-		return -1;
+		return NULL;
 	}
-	if (count == 0) {
-		buf_printf(err, "dns_stub_resolvers: empty in stub mode");
+	return list;
+}
+
+static int
+set_upstreams(resolver_t *r, const struct config *cfg, buf_t *err)
+{
+	getdns_list *list;
+	size_t n = 0;
+	int rc;
+
+	list = address_list("dns_stub_resolvers", cfg->dns_stub_resolvers, err);
+	if (list == NULL)
+		return -1;
+	(void)getdns_list_get_length(list, &n);
+	if (n == 0) {
 		getdns_list_destroy(list);
+		buf_printf(err, "dns_stub_resolvers: empty in stub mode");
 		return -1;
 	}
 	rc = getdns_context_set_upstream_recursive_servers(r->ctx, list);
@@ -1232,7 +1249,7 @@ resolver_new(struct event_base *base, const struct config *cfg, buf_t *err)
 		    cfg->dns_resolver_mode);
 		goto fail;
 	}
-	if (stub && add_upstreams(r, cfg, err) < 0)
+	if (stub && set_upstreams(r, cfg, err) < 0)
 		goto fail;
 	if (set_anchors(r, cfg, err) < 0)
 		goto fail;

@@ -25,15 +25,15 @@ struct config;
 typedef struct resolver resolver_t;
 
 enum dnssec_status {
-	DNSSEC_SECURE, /* validated */
-	DNSSEC_INSECURE, /* provably unsigned */
-	DNSSEC_BOGUS, /* validation failed: never use */
+	DNSSEC_SECURE,	      /* validated */
+	DNSSEC_INSECURE,      /* provably unsigned */
+	DNSSEC_BOGUS,	      /* validation failed: never use */
 	DNSSEC_INDETERMINATE, /* could not tell (no anchor, failure) */
 };
 
 enum resolver_rcode {
-	RESOLVER_OK, /* records present */
-	RESOLVER_NODATA, /* name exists, no records of this type */
+	RESOLVER_OK,	   /* records present */
+	RESOLVER_NODATA,   /* name exists, no records of this type */
 	RESOLVER_NXDOMAIN, /* name does not exist */
 	RESOLVER_TEMPFAIL, /* SERVFAIL, timeout, network: try later */
 };
@@ -69,14 +69,14 @@ struct resolver_rr {
 };
 
 struct resolver_answer {
-	const char *qname; /* as asked, no trailing dot */
+	const char *qname;	/* as asked, no trailing dot */
 	int qtype;
 	enum resolver_rcode rcode;
 	enum dnssec_status dnssec;
-	const char *canonical; /* after CNAMEs (== qname when none) */
-	int cname_secure; /* every CNAME in the chain was secure */
-	uint32_t ttl; /* smallest TTL seen (negative TTL for NODATA) */
-	const char *why; /* NULL, or a reason for TEMPFAIL / BOGUS */
+	const char *canonical;	/* after CNAMEs (== qname when none) */
+	int cname_secure;	/* every CNAME in the chain was secure */
+	uint32_t ttl;		/* smallest TTL seen (negative TTL for NODATA) */
+	const char *why;	/* NULL, or a reason for TEMPFAIL / BOGUS */
 	size_t nrr;
 	const struct resolver_rr *rr;
 };
@@ -88,13 +88,13 @@ typedef void resolver_cb(void *arg, const struct resolver_answer *);
  * dnssec_trust_anchor_file and dns_timeout. NULL with err set on a bad
  * setting (unreadable anchor, bad resolver address).
  */
-resolver_t *resolver_new(
-    struct event_base *, const struct config *, buf_t *err);
+resolver_t *resolver_new(struct event_base *, const struct config *,
+    buf_t *err);
 void resolver_free(resolver_t *); /* cancels everything; NULL no-op */
 
 /* Returns a nonzero lookup ID for resolver_cancel(). */
-uint64_t resolver_lookup(
-    resolver_t *, const char *name, int qtype, resolver_cb *, void *arg);
+uint64_t resolver_lookup(resolver_t *, const char *name, int qtype,
+    resolver_cb *, void *arg);
 void resolver_cancel(resolver_t *, uint64_t id);
 /* Drops every cached answer (admin "flush", tests). */
 void resolver_cache_clear(resolver_t *);
@@ -109,6 +109,31 @@ void resolver_get_stats(resolver_t *, struct resolver_stats *);
 
 /*
  * Additions to the interface above (the lines before are fixed).
+ *
+ * How the fields are filled:
+ * - A bogus answer has rcode RESOLVER_TEMPFAIL, dnssec DNSSEC_BOGUS, no
+ *   records and a why; it is cached for 60 seconds. Other TEMPFAILs
+ *   (SERVFAIL, REFUSED, timeout, malformed data) carry dnssec
+ *   DNSSEC_INDETERMINATE and are not cached.
+ * - NODATA and NXDOMAIN carry the DNSSEC status of the denial (secure when
+ *   NSEC/NSEC3 proved it) and ttl = min(SOA TTL, SOA MINIMUM) (RFC 2308);
+ *   without an SOA the ttl is 0 and nothing is cached.
+ * - ttl is capped at one day (three hours for negative answers); a cached
+ *   answer is handed over with what is left of it.
+ * - cname_secure is 1 when there was no CNAME or the whole answer is
+ *   secure (getdns validates the chain with the answer); for an insecure
+ *   or indeterminate answer with CNAMEs it is 0 even if some links were
+ *   signed, which sends RFC 7672 2.2.2 callers to the original name.
+ * - MX records come in DNS order (callers sort by preference).
+ * - qname is the name as looked up, lower-cased, without the trailing dot.
+ * - Names that cannot be asked ("a..b", over 253 bytes, spaces, '\\')
+ *   and types other than A, AAAA, MX, TXT and TLSA give TEMPFAIL with a
+ *   why, from the loop like every answer.
+ *
+ * Lifetime: free the resolver before the event_base; never call
+ * resolver_free() from inside a resolver callback. A callback may call
+ * resolver_lookup() and resolver_cancel() freely. Cancelling the last
+ * waiter of a query lets the query run on: its answer fills the cache.
  */
 
 /*
