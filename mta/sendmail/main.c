@@ -6,8 +6,9 @@
  * requests go to the daemon's control socket (mta/cli/control.h).
  *
  * Exit codes are sysexits.h: 0 accepted, 64 usage (bad option, no
- * recipient), 65 bad input, 67 unknown user, 75 try again later (maildrop
- * not writable, daemon not running), 78 config error.
+ * recipient), 65 bad input, 67 unknown user, 69 the daemon refused a
+ * request, 75 try again later (maildrop not writable, daemon not running),
+ * 77 control socket access denied, 78 config error.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -116,15 +117,33 @@ control(const struct config *cfg, const char *request, int print)
 	buf_t *reply = buf_new(0), *err = buf_new(4096);
 	int rc = 0;
 
-	if (control_request(cfg->queue_directory, request, reply, err) < 0) {
-		fprintf(stderr, "%s: %s\n", prog,
-		    buf_len(err) ? buf_data(err)
-		                 : "the strictmta daemon is not running");
+	switch (control_call(cfg->queue_directory, request, reply, err)) {
+	case CONTROL_OK:
+		if (print) {
+			fwrite(buf_data(reply), 1, buf_len(reply), stdout);
+			if (fflush(stdout) != 0)
+				rc = EX_IOERR;
+		}
+		break;
+	case CONTROL_ENOCONN:
+		fprintf(stderr,
+		    "%s: the strictmta daemon is not running (%s)\n", prog,
+		    buf_data(err));
 		rc = EX_TEMPFAIL;
-	} else if (print) {
-		fwrite(buf_data(reply), 1, buf_len(reply), stdout);
-		if (fflush(stdout) != 0)
-			rc = EX_IOERR;
+		break;
+	case CONTROL_EDENIED:
+		fprintf(stderr, "%s: %s\n", prog, buf_data(err));
+		rc = EX_NOPERM;
+		break;
+	case CONTROL_EREPLY:
+		fprintf(stderr, "%s: the daemon refused: %s\n", prog,
+		    buf_data(err));
+		rc = EX_UNAVAILABLE;
+		break;
+	default:
+		fprintf(stderr, "%s: %s\n", prog, buf_data(err));
+		rc = EX_TEMPFAIL;
+		break;
 	}
 	buf_free(reply);
 	buf_free(err);
