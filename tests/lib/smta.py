@@ -627,7 +627,7 @@ def find_by_token(contents, token):
 
 POSTFIX_MASTER_CF = """\
 # private Postfix for strictmta's tests: no chroot, nothing local
-{port}      inet  n       -       n       -       -       smtpd
+{host}:{port} inet n     -       n       -       -       smtpd
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -680,7 +680,9 @@ class Postfix:
             "meta_directory": "/etc/postfix",
             "mail_owner": "postfix",
             "setgid_group": "postdrop",
-            "inet_interfaces": self.host,
+            # Postfix knows no interface for 127.30.0.2 (lo is 127.0.0.1/8):
+            # listen on all, and master.cf binds the smtpd to self.host.
+            "inet_interfaces": "all",
             "inet_protocols": "ipv4",
             "smtp_bind_address": self.host,
             "myhostname": "pf.strictmta.test",
@@ -719,11 +721,16 @@ class Postfix:
             for k, v in self.params.items():
                 f.write("%s = %s\n" % (k, v))
         with open(os.path.join(self.conf_dir, "master.cf"), "w") as f:
-            f.write(POSTFIX_MASTER_CF.format(port=self.port))
+            f.write(POSTFIX_MASTER_CF.format(host=self.host, port=self.port))
 
     def postfix(self, *args, timeout=60):
-        return run(["postfix", "-c", self.conf_dir] + list(args),
-                   timeout=timeout)
+        """postfix -c DIR ARGS under script(1): postfix prints its fatal
+        errors only to a terminal (and syslog)."""
+        line = " ".join(["postfix", "-c", self.conf_dir] + list(args))
+        if shutil.which("script"):
+            return run(["script", "-qec", line, "/dev/null"],
+                       timeout=timeout, stdin=subprocess.DEVNULL)
+        return run(line.split(), timeout=timeout)
 
     def start(self):
         p = self.postfix("start")
@@ -765,8 +772,7 @@ class Postfix:
 
 
 def smtp_source(host, port, count, sessions=1, sender="src@strictmta.test",
-                rcpt="rcpt@example.org", size=None, timeout=300,
-                bind=None):
+                rcpt="rcpt@example.org", size=None, timeout=300):
     """Postfix's smtp-source: count messages over sessions parallel
     sessions. Returns the CompletedProcess."""
     exe = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
