@@ -1,0 +1,159 @@
+/*
+ * deliver - outbound delivery: takes due messages from the queue's time
+ * index, groups recipients by destination, routes (transport_maps, MX,
+ * address records), asks the TLS policy for each host, runs SMTP
+ * sessions (mta/smtp/smtp.h) within the concurrency limits, records each
+ * recipient's outcome in the queue, and returns failures to the sender as
+ * one RFC 3464 DSN per message.
+ *
+ * Guarantees: a recipient's new state is written (queue_update +
+ * queue_sync) only after the attempt ended, so a crash means the attempt
+ * is simply made again: at least once, never lost. A failed recipient's
+ * state is written only after its bounce is durable.
+ *
+ * Ownership: deliver_new() keeps cfg, the queue and the resolver (all must
+ * outlive it) and owns everything else it creates. All calls and
+ * callbacks happen on the event loop thread.
+ */
+#ifndef STRICTMTA_DELIVER_H
+#define STRICTMTA_DELIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mta/smtp/smtp.h"
+#include "mta/util/buf.h"
+#include "queue/queue.h"
+#include "resolver/resolver.h"
+
+struct event_base;
+struct config;
+typedef struct deliver deliver_t;
+
+/* NULL with err set when transport_maps or smtp_tls_CAfile is unusable. */
+deliver_t *deliver_new(struct event_base *, const struct config *, queue_t *,
+    resolver_t *, buf_t *err);
+/* Look at the time index now (new mail, flush, release). Cheap; the run
+ * happens from the event loop. */
+void deliver_kick(deliver_t *);
+/* Stops every session and lookup at once; in-flight attempts are
+ * forgotten (and made again after restart). NULL is a no-op. */
+void deliver_free(deliver_t *);
+
+struct deliver_stats {
+	uint64_t sent, deferred, bounced, expired, dsns;
+	uint64_t connections; /* TCP connections opened */
+	uint64_t reused; /* transactions on a reused session */
+	unsigned active_connections; /* now */
+	unsigned messages_in_flight; /* now */
+};
+void deliver_get_stats(const deliver_t *, struct deliver_stats *);
+
+/*
+ * The TLS policy seam. Before connecting to a host, deliver asks the
+ * policy for a verdict. The default (no hook) is smtp_tls_security_level
+ * ("dane" means "may" until a DANE module hooks in). DANE and MTA-STS
+ * install a hook; it may answer at once or later (DNS, HTTPS), but always
+ * through done() from the event loop, never from inside the call.
+ */
+struct deliver_policy_req {
+	const char *domain; /* recipient domain (the policy domain) */
+	const char *host; /* MX host name (or the nexthop) */
+	unsigned port;
+	int via_mx; /* host came from an MX lookup */
+	enum dnssec_status mx_dnssec; /* of the MX RRset */
+	enum dnssec_status host_dnssec; /* of the host's address records */
+};
+
+struct deliver_policy {
+	enum tls_level level;
+	/* "" to use the host; else skip it (e.g. "4.7.5") with reason. */
+	char status[SMTP_STATUS_SIZE];
+	char reason[256];
+	const char *source; /* static: "config", "dane", "mta-sts" */
+	/* Optional: set up the SSL (TLSA records) before the handshake;
+	 * free_fn(arg) is called when the connection ends. */
+	smtp_tls_setup_fn *tls_setup;
+	void *tls_setup_arg;
+	void (*tls_setup_free)(void *);
+};
+
+typedef void deliver_policy_done(void *arg, const struct deliver_policy *);
+/* Returns a nonzero request id for cancel. */
+typedef uint64_t deliver_policy_fn(void *parg,
+    const struct deliver_policy_req *, deliver_policy_done *done, void *arg);
+typedef void deliver_policy_cancel_fn(void *parg, uint64_t id);
+void deliver_set_policy(
+    deliver_t *, deliver_policy_fn *, deliver_policy_cancel_fn *, void *parg);
+
+/*
+ * Pure helpers, exposed for unit tests.
+ */
+
+/* Seconds to wait after the attempts-th failed attempt: doubling from
+ * minimal_backoff_time, capped at maximal_backoff_time. */
+long long deliver_backoff(const struct config *, unsigned attempts);
+/*
+ * After a temporary failure at now: sets *next and returns 0, or returns
+ * -1 when the recipient has been queued longer than the queue lifetime
+ * (bounce_queue_lifetime for a bounce) and must fail now.
+ */
+int deliver_retry_time(const struct config *, const struct queue_env *,
+    unsigned attempts, int64_t now, int64_t *next);
+
+/* transport_maps: "domain nexthop" lines, '#' comments. nexthop is
+ * "[host]:port", "[host]", "host:port" or "host", optionally with a
+ * "smtp:" prefix; brackets mean no MX lookup. ".domain" matches every
+ * subdomain; an exact entry wins over a parent's ".domain". */
+struct deliver_nexthop {
+	char host[256];
+	unsigned port;
+	int no_mx;
+};
+typedef struct deliver_tmap deliver_tmap_t;
+/* Returns NULL or "line N: what"; *mapp is the caller's (tmap_free). */
+const char *deliver_tmap_parse(
+    const char *text, size_t len, deliver_tmap_t **mapp);
+const struct deliver_nexthop *deliver_tmap_lookup(
+    const deliver_tmap_t *, const char *domain);
+void deliver_tmap_free(deliver_tmap_t *);
+
+/* RFC 5321 5.1: by preference, equals shuffled with rnd(arg) (any
+ * uniform 32-bit source; injected for tests). */
+struct deliver_mx {
+	unsigned pref;
+	char host[256];
+};
+void deliver_mx_sort(
+    struct deliver_mx *, size_t n, uint32_t (*rnd)(void *), void *arg);
+
+/* One RFC 3464 delivery status notification. */
+struct deliver_dsn_rcpt {
+	const char *address;
+	const char *orcpt; /* NULL or "rfc822;..." (xtext) */
+	const char *action; /* "failed", "delayed", "delivered" */
+	const char *status; /* "5.1.1" */
+	const char *remote_mta; /* NULL or the host name */
+	const char *diagnostic; /* NULL or the reply "550 5.1.1 ..." */
+	const char *reason; /* human text when no reply */
+	int64_t last_attempt;
+};
+struct deliver_dsn {
+	const char *reporting_mta; /* myhostname */
+	const char *to; /* the original sender */
+	const char *qid; /* original queue ID */
+	const char *msgid; /* Message-ID value without <> */
+	const char *boundary;
+	const char *envid; /* NULL or decoded ENVID */
+	int64_t arrival, now;
+	int ret; /* enum dsn_ret; UNSPEC means full */
+	int delayed; /* a delay warning, not a failure */
+	const struct deliver_dsn_rcpt *rcpts;
+	size_t nrcpt;
+	const char *content; /* the original message */
+	size_t len;
+	size_t full_limit; /* bigger messages return headers only */
+};
+void deliver_dsn_build(const struct deliver_dsn *, buf_t *out);
+
+#endif
