@@ -447,6 +447,7 @@ do_mail(struct session *s, const struct smtp_cmd *cmd)
 	/* The ID comes now, as in Postfix, so that the log lines of the
 	 * whole transaction and the Received: header share it. */
 	queue_new_id(s->env->qid);
+	free(s->env->sender); /* queue_env_new() made it "" */
 	s->env->sender = xstrdup(m.path);
 	s->env->ret = m.ret == SMTP_RET_FULL   ? DSN_RET_FULL
 	              : m.ret == SMTP_RET_HDRS ? DSN_RET_HDRS
