@@ -37,6 +37,8 @@ dane_ssl_setup(SSL *ssl, const char *base, const char *mx_host,
 		buf_printf(why, "cannot enable DANE for %s", base);
 		return -1;
 	}
+	/* RFC 7672 1.3 (and 8461 4.2 alike): TLS 1.2 or later. */
+	SSL_set_min_proto_version(ssl, TLS1_2_VERSION);
 	/* RFC 7672 8.1: SNI carries the TLSA base domain. */
 	SSL_set_tlsext_host_name(ssl, base);
 	/* RFC 7672 3.2.2: with DANE-TA, the MX host name is a reference
