@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -33,6 +34,8 @@
 
 /* Bounds the time one message waits behind the others in a batch. */
 #define QCOMMIT_BATCH_MAX 1000
+/* The writer checkpoints the queue this often (seconds), off the loop. */
+#define QCOMMIT_CHECKPOINT_SECS 60
 
 struct qitem {
 	struct qitem *next;
@@ -183,17 +186,42 @@ commit_batch(qcommit_t *qc, struct qlist *b)
 	pthread_mutex_unlock(&qc->lock);
 }
 
+static time_t
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
 static void *
 writer_main(void *arg)
 {
 	qcommit_t *qc = arg;
 	struct qlist local;
+	struct timespec until;
+	time_t next_ckpt = mono_now() + QCOMMIT_CHECKPOINT_SECS;
 	int empty;
 
 	pthread_mutex_lock(&qc->lock);
 	for (;;) {
-		while (qc->waiting.head == NULL && !qc->stopping)
-			pthread_cond_wait(&qc->cond, &qc->lock);
+		while (qc->waiting.head == NULL && !qc->stopping) {
+			if (mono_now() >= next_ckpt) {
+				/* Checkpoints take a while under load and
+				 * remove old log files: here, not on the
+				 * event loop. */
+				pthread_mutex_unlock(&qc->lock);
+				(void)queue_checkpoint(qc->q);
+				next_ckpt =
+				    mono_now() + QCOMMIT_CHECKPOINT_SECS;
+				pthread_mutex_lock(&qc->lock);
+				continue;
+			}
+			until.tv_sec = next_ckpt;
+			until.tv_nsec = 0;
+			pthread_cond_timedwait(&qc->cond, &qc->lock, &until);
+		}
 		if (qc->waiting.head == NULL)
 			break; /* stopping and drained */
 		while (qc->waiting.head && qc->batch.n < QCOMMIT_BATCH_MAX)
@@ -210,6 +238,12 @@ writer_main(void *arg)
 		qlist_move(&qc->done, &qc->batch);
 		if (empty)
 			wake_loop(qc);
+		if (mono_now() >= next_ckpt) { /* never idle: still do it */
+			pthread_mutex_unlock(&qc->lock);
+			(void)queue_checkpoint(qc->q);
+			next_ckpt = mono_now() + QCOMMIT_CHECKPOINT_SECS;
+			pthread_mutex_lock(&qc->lock);
+		}
 	}
 	pthread_mutex_unlock(&qc->lock);
 	return NULL;
@@ -259,6 +293,7 @@ qcommit_t *
 qcommit_new(queue_t *q, struct event_base *base)
 {
 	qcommit_t *qc = xcalloc(1, sizeof(*qc));
+	pthread_condattr_t ca;
 	sigset_t all, old;
 	int i, rc;
 
@@ -271,7 +306,11 @@ qcommit_new(queue_t *q, struct event_base *base)
 		return NULL;
 	}
 	pthread_mutex_init(&qc->lock, NULL);
-	pthread_cond_init(&qc->cond, NULL);
+	/* The writer's timed wait counts on the monotonic clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&qc->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	qc->ev =
 	    event_new(base, qc->pipefd[0], EV_READ | EV_PERSIST, on_wake, qc);
 	if (qc->ev == NULL || event_add(qc->ev, NULL) < 0) {

@@ -10,6 +10,9 @@
  * The done callback runs on the event loop thread; after qcommit_cancel()
  * of its ticket it is not called (the message is still committed: the
  * client may have hung up after sending the final dot).
+ *
+ * The writer thread also calls queue_checkpoint() every minute while it
+ * has nothing to commit, so the event loop need not.
  */
 #ifndef STRICTMTA_QCOMMIT_H
 #define STRICTMTA_QCOMMIT_H

@@ -44,6 +44,8 @@
 #define QUEUE_LOG_FILE_MAX (8u * 1024 * 1024)
 #define QUEUE_CONTENT_PAGESIZE 16384
 #define QUEUE_DEADLOCK_RETRIES 50
+/* Removed bytes that make queue_checkpoint() compact the files. */
+#define QUEUE_COMPACT_AFTER (16u * 1024 * 1024)
 /* Free space kept beyond each new message (see queue_put): room for
  * every page the cache may still have to write, the log buffer, and the
  * current and the next log file, so that a checkpoint, a clean close and
@@ -68,6 +70,8 @@ struct queue {
 	 * its later errors (EIO from a cache full of unwritable pages) are
 	 * the full disk too. */
 	atomic_int nospace;
+	/* Bytes removed since the last compaction (+1 KiB a message). */
+	atomic_uint_fast64_t removed_bytes;
 };
 
 /* Berkeley DB's own explanations ("BDB0062 ..."): kept for the error
@@ -628,18 +632,21 @@ sched_del(queue_t *q, DB_TXN *txn, int64_t when, const char *qid)
  * queue_due() to remove.
  */
 static int
-old_due_time(queue_t *q, DB_TXN *txn, const char *qid, int64_t *old_due)
+old_due_time(queue_t *q, DB_TXN *txn, const char *qid, int64_t *old_due,
+    uint64_t *old_size)
 {
 	struct queue_env *old;
 	DBT data;
 	int ret;
 
 	*old_due = -1;
+	*old_size = 0;
 	ret = read_record(q, q->envelopes, txn, qid, DB_RMW, &data);
 	if (ret != 0)
 		return ret;
 	if (decode_record(qid, &data, &old) == QUEUE_OK) {
 		*old_due = queue_env_next_due(old);
+		*old_size = old->size;
 		queue_env_free(old);
 	}
 	return 0;
@@ -658,10 +665,20 @@ remove_whole(queue_t *q, DB_TXN *txn, const char *qid)
 	return ret == DB_NOTFOUND ? 0 : ret;
 }
 
+/* Counts what left the queue, so that queue_checkpoint() compacts the
+ * files only when there is space to give back. */
+static void
+note_removed(queue_t *q, const char *qid, uint64_t size)
+{
+	atomic_fetch_add(&q->removed_bytes, size + 1024);
+	log_info("%s: removed", qid);
+}
+
 struct update_arg {
 	const struct queue_env *env;
 	buf_t *record;
 	int removed;
+	uint64_t size; /* of the stored message */
 };
 
 static int
@@ -675,7 +692,7 @@ update_op(queue_t *q, DB_TXN *txn, void *a)
 	int ret;
 
 	ua->removed = 0;
-	if ((ret = old_due_time(q, txn, qid, &old_due)) != 0)
+	if ((ret = old_due_time(q, txn, qid, &old_due, &ua->size)) != 0)
 		return ret;
 	if (old_due >= 0 && (old_due != due || ua->record == NULL))
 		if ((ret = sched_del(q, txn, old_due, qid)) != 0)
@@ -699,7 +716,7 @@ update_op(queue_t *q, DB_TXN *txn, void *a)
 int
 queue_update(queue_t *q, const struct queue_env *env)
 {
-	struct update_arg ua = {env, NULL, 0};
+	struct update_arg ua = {env, NULL, 0, 0};
 	int ret;
 
 	if (!qid_valid(env->qid))
@@ -711,18 +728,24 @@ queue_update(queue_t *q, const struct queue_env *env)
 	ret = queue_txn(q, update_op, &ua);
 	buf_free(ua.record);
 	if (ret == 0 && ua.removed)
-		log_info("%s: removed", env->qid);
+		note_removed(q, env->qid, ua.size);
 	return queue_result(q, ret, "update", env->qid, NULL);
 }
+
+struct delete_arg {
+	char qid[QUEUE_ID_SIZE];
+	uint64_t size;
+};
 
 static int
 delete_op(queue_t *q, DB_TXN *txn, void *a)
 {
-	const char *qid = a;
+	struct delete_arg *da = a;
+	const char *qid = da->qid;
 	int64_t old_due;
 	int ret;
 
-	if ((ret = old_due_time(q, txn, qid, &old_due)) != 0)
+	if ((ret = old_due_time(q, txn, qid, &old_due, &da->size)) != 0)
 		return ret;
 	if (old_due >= 0 && (ret = sched_del(q, txn, old_due, qid)) != 0)
 		return ret;
@@ -732,16 +755,17 @@ delete_op(queue_t *q, DB_TXN *txn, void *a)
 int
 queue_delete(queue_t *q, const char *qid)
 {
-	char id[QUEUE_ID_SIZE];
+	struct delete_arg da;
 	int ret;
 
 	if (!qid_valid(qid))
 		return QUEUE_ENOTFOUND;
-	memcpy(id, qid, sizeof(id));
-	ret = queue_txn(q, delete_op, id);
+	memcpy(da.qid, qid, sizeof(da.qid));
+	da.size = 0;
+	ret = queue_txn(q, delete_op, &da);
 	if (ret == 0)
-		log_info("%s: removed", id);
-	return queue_result(q, ret, "delete", id, NULL);
+		note_removed(q, da.qid, da.size);
+	return queue_result(q, ret, "delete", da.qid, NULL);
 }
 
 /* Walking. */
@@ -822,7 +846,8 @@ stale_op(queue_t *q, DB_TXN *txn, void *a)
 {
 	struct stale_arg *sa = a;
 	int64_t due;
-	int ret = old_due_time(q, txn, sa->qid, &due);
+	uint64_t size;
+	int ret = old_due_time(q, txn, sa->qid, &due, &size);
 
 	if (ret == DB_NOTFOUND)
 		due = -1;
@@ -1048,8 +1073,12 @@ queue_checkpoint(queue_t *q)
 	if (ret != 0)
 		return queue_result(q, ret, "log archive", NULL, NULL);
 	/* Give emptied pages back to the file system, so that a queue that
-	 * drained after a flood shrinks. Best effort: a deadlock with a
-	 * writer just leaves it for the next checkpoint. */
+	 * drained after a flood shrinks. Compaction walks whole files, so it
+	 * waits until enough was removed to be worth it. Best effort: a
+	 * deadlock with a writer just leaves pages for next time. */
+	if (atomic_load(&q->removed_bytes) < QUEUE_COMPACT_AFTER)
+		return QUEUE_OK;
+	atomic_store(&q->removed_bytes, 0);
 	for (i = 0; i < 3; i++) {
 		DB_COMPACT c;
 

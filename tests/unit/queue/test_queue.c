@@ -390,6 +390,7 @@ test_log_removal(void)
 	for (i = 0; i < 400; i++) {
 		struct queue_env *env = make_env(0, 1);
 
+		env->size = 100000;
 		CHECK_INT(queue_put(q, env, content, 100000, NULL), QUEUE_OK);
 		memcpy(qids[i], env->qid, QUEUE_ID_SIZE);
 		queue_env_free(env);
@@ -403,6 +404,17 @@ test_log_removal(void)
 	CHECK_INT(queue_checkpoint(q), QUEUE_OK);
 	after = count_logs(dir);
 	CHECK(after >= 1 && after <= 2);
+	{
+		char path[160];
+		struct stat sb;
+
+		/* The emptied content file went back to the file system. */
+		snprintf(path, sizeof(path), "%s/db/contents.db", dir);
+		CHECK(stat(path, &sb) == 0);
+		fprintf(stderr, "contents.db: %lld bytes after draining\n",
+		    (long long)sb.st_size);
+		CHECK(sb.st_size < 1000000);
+	}
 	fprintf(stderr, "log files: %d before, %d after checkpoint\n", before,
 	    after);
 	free(content);
