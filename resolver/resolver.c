@@ -710,30 +710,38 @@ map_dnssec(uint32_t v)
 	}
 }
 
-/* RFC 2308 5: the negative TTL is the lesser of the SOA's TTL and its
- * MINIMUM field; without an SOA the answer is not cached (0). */
-static uint32_t
+/*
+ * RFC 2308 5: the negative TTL is the lesser of the SOA's TTL and its
+ * MINIMUM field; without an SOA the answer is not cached (0). Returns -1
+ * for a referral (NS records and no SOA, RFC 2308 2.2): the upstream did
+ * not recurse, which says nothing about the name.
+ */
+static int64_t
 negative_ttl(getdns_dict *reply)
 {
 	getdns_list *auth;
 	getdns_dict *rr, *rdata;
 	size_t n = 0, i;
 	uint32_t type, ttl, min;
+	int ns = 0;
 
 	if (getdns_dict_get_list(reply, "authority", &auth) ||
 	    getdns_list_get_length(auth, &n))
 		return 0;
 	for (i = 0; i < n; i++) {
 		if (getdns_list_get_dict(auth, i, &rr) ||
-		    getdns_dict_get_int(rr, "type", &type) ||
-		    type != GETDNS_RRTYPE_SOA ||
+		    getdns_dict_get_int(rr, "type", &type))
+			continue;
+		if (type == GETDNS_RRTYPE_NS)
+			ns = 1;
+		if (type != GETDNS_RRTYPE_SOA ||
 		    getdns_dict_get_int(rr, "ttl", &ttl) ||
 		    getdns_dict_get_dict(rr, "rdata", &rdata) ||
 		    getdns_dict_get_int(rdata, "minimum", &min))
 			continue;
 		return ttl < min ? ttl : min;
 	}
-	return 0;
+	return ns ? -1 : 0;
 }
 
 /* Converts one record of the asked type; NULL or an error. */
@@ -797,6 +805,7 @@ fail(struct stored *s, const char *why)
 {
 	stored_drop_rrs(s);
 	s->a.rcode = RESOLVER_TEMPFAIL;
+	s->a.cname_secure = 0;
 	s->a.ttl = 0;
 	stored_set_why(s, why);
 }
@@ -809,6 +818,7 @@ answer_from_reply(struct stored *s, getdns_dict *reply)
 	getdns_list *answer;
 	getdns_bindata *cur, *owner, *target;
 	uint32_t rcode, sec, type, ttl, minttl = 0;
+	int64_t neg;
 	size_t n = 0, i, hops;
 	int seen = 0, found;
 	const char *e;
@@ -920,8 +930,14 @@ answer_from_reply(struct stored *s, getdns_dict *reply)
 	} else {
 		s->a.rcode = rcode == GETDNS_RCODE_NXDOMAIN ? RESOLVER_NXDOMAIN
 		                                            : RESOLVER_NODATA;
-		ttl = negative_ttl(reply);
-		ttl_min(&minttl, &seen, ttl);
+		if ((neg = negative_ttl(reply)) < 0 &&
+		    rcode == GETDNS_RCODE_NOERROR) {
+			fail(s, "referral instead of an answer (upstream does "
+			        "not recurse?)");
+			s->a.dnssec = DNSSEC_INDETERMINATE;
+			return;
+		}
+		ttl_min(&minttl, &seen, neg < 0 ? 0 : (uint32_t)neg);
 		s->a.ttl =
 		    minttl < MAX_NEGATIVE_TTL ? minttl : MAX_NEGATIVE_TTL;
 	}
