@@ -29,8 +29,8 @@ net_setup() {
 		echo "SKIP: the test network needs root"
 		exit 77
 	fi
-	if [ "${NET_IN_NETNS:-}" != 1 ] && command -v unshare >/dev/null
-	then
+	if [ "${NET_IN_NETNS:-}" != 1 ] &&
+	    unshare --net -- true >/dev/null 2>&1; then
 		exec "$NET_DIR/netns-run" "$self" "$@"
 	fi
 	NET_STATE=$(mktemp -d /tmp/testnet.XXXXXX)

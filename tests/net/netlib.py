@@ -44,7 +44,9 @@ def reexec_in_netns(script):
 	if why:
 		print("SKIP: " + why)
 		sys.exit(77)
-	if os.environ.get("NET_IN_NETNS") != "1" and shutil.which("unshare"):
+	if os.environ.get("NET_IN_NETNS") != "1" and subprocess.run(
+	    ["unshare", "--net", "--", "true"], stdout=subprocess.DEVNULL,
+	    stderr=subprocess.DEVNULL).returncode == 0:
 		runner = os.path.join(NET_DIR, "netns-run")
 		os.execv(runner, [runner, os.path.abspath(script)] +
 		    sys.argv[1:])
