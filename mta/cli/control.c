@@ -108,6 +108,9 @@ control_call(
 
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == ECONNRESET &&
+		    memchr(buf_data(in), '\n', buf_len(in)) != NULL)
+			break; /* a refusal: the answer line is here */
 		if (n < 0) {
 			buf_printf(err, "%s: no answer from the daemon: %s",
 			    buf_data(path),

@@ -44,6 +44,7 @@ struct ctl_conn {
 	struct ctlsrv *srv;
 	struct bufferevent *bev;
 	uid_t uid;
+	int denied; /* answer "ERR permission denied" to the request */
 	struct ctl_conn *next;
 };
 
@@ -562,7 +563,15 @@ on_read(struct bufferevent *bev, void *arg)
 		return;
 	}
 	out = buf_new(CTL_REPLY_CAP);
-	r = handle(c->srv->d, line, n, c->uid, out);
+	if (c->denied) {
+		/* Answered only now that the request is read: closing with
+		 * unread input would reset the connection, and the client
+		 * would see that instead of the reason. */
+		buf_puts(out, "permission denied");
+		r = -1;
+	} else {
+		r = handle(c->srv->d, line, n, c->uid, out);
+	}
 	free(line);
 	if (buf_error(out)) {
 		buf_free(out);
@@ -587,7 +596,13 @@ on_conn_event(struct bufferevent *bev, short what, void *arg)
 static void
 refuse(int fd, const char *text)
 {
-	/* A fresh socket's buffer holds one short line. */
+	char junk[512];
+
+	/* Best effort: drop what the client sent so far (unread input
+	 * makes close() reset the connection), then one short line, which
+	 * a fresh socket's buffer holds. */
+	while (read(fd, junk, sizeof(junk)) > 0)
+		;
 	if (write(fd, text, strlen(text)) < 0) {
 		/* the peer is gone; nothing to tell */
 	}
@@ -606,6 +621,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 		struct ctl_conn *c;
 		uid_t uid = (uid_t)-1;
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int denied;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK &&
@@ -614,13 +630,10 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 				    "control: accept: %s", strerror(errno));
 			return;
 		}
-		if (!peer_check(srv, fd, &uid)) {
+		if ((denied = !peer_check(srv, fd, &uid)) != 0)
 			log_warn("control: connection from uid %ld refused: "
 			         "not root, %s or admin_group",
 			    (long)uid, srv->d->cfg->mail_owner);
-			refuse(fd, "ERR permission denied\n");
-			continue;
-		}
 		if (srv->nconns >= CTL_MAX_CONNS) {
 			refuse(fd, "ERR busy, try again\n");
 			continue;
@@ -628,6 +641,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 		c = xcalloc(1, sizeof(*c));
 		c->srv = srv;
 		c->uid = uid;
+		c->denied = denied;
 		c->bev = bufferevent_socket_new(
 		    srv->d->base, fd, BEV_OPT_CLOSE_ON_FREE);
 		if (c->bev == NULL) {

@@ -12,6 +12,7 @@ As root the daemon drops to the user strictmta (created here if missing,
 with the group strictmtadrop), so the privilege drop is exercised.
 Exit 77 (skipped) when the programs are not built.
 """
+import grp
 import json
 import os
 import pwd
@@ -26,6 +27,7 @@ import tempfile
 import time
 
 ADDR = "127.22.0.1"
+ADMIN_GROUP = "strictmtaadm"
 failures = []
 
 
@@ -72,6 +74,9 @@ def ensure_users():
     except KeyError:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
                         "/usr/sbin/nologin", "strictmta"], check=True)
+    if subprocess.run(["getent", "group", ADMIN_GROUP],
+                      stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["groupadd", "--system", ADMIN_GROUP], check=True)
 
 
 def main():
@@ -356,13 +361,39 @@ def run(tmp, daemon, cli, sendmail, as_root, procs):
     # -d: detach, pid file, stop by its pid.
     # The detached daemon keeps stderr (maillog_file = -): a file, not a
     # pipe that run() would wait on.
+    extra = ["-o", "admin_group=" + ADMIN_GROUP] if as_root else []
     with open(logpath, "ab") as log:
-        p5 = subprocess.run([daemon, "-c", cfg, "-d"], stdout=log,
+        p5 = subprocess.run([daemon, "-c", cfg, "-d"] + extra, stdout=log,
                             stderr=log, timeout=30)
     check(p5.returncode == 0, "strictmtad -d returns 0 once started")
     ok = wait_for(lambda: os.path.exists(pidfile) and read(pidfile).strip())
     pid = int(read(pidfile).strip()) if ok else None
     check(pid is not None and port_open(port), "-d daemon is up")
+    if pid and as_root:
+        admin_gid = grp.getgrnam(ADMIN_GROUP).gr_gid
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534"]
+
+        def as_nobody(groups, *args):
+            return subprocess.run(nobody + groups + [cli, "-c", cfg, "queue"] +
+                                  list(args), capture_output=True, text=True,
+                                  timeout=30)
+        r = as_nobody(["--groups=%d" % admin_gid], "stats")
+        check(r.returncode == 0, "admin_group member may use the CLI (%s)"
+              % r.stderr.strip())
+        r = as_nobody(["--clear-groups"], "stats")
+        check(r.returncode == 77 and "permission denied" in r.stderr,
+              "others are refused by the socket's mode (exit 77)")
+        # Even with the modes opened by mistake, SO_PEERCRED refuses.
+        ctl = os.path.join(qdir, "private/control")
+        os.chmod(os.path.join(qdir, "private"), 0o755)
+        os.chmod(ctl, 0o666)
+        r = as_nobody(["--clear-groups"], "list")
+        check(r.returncode == 77 and r.stderr.strip() ==
+              "strictmta: permission denied",
+              "peer credentials checked: ERR permission denied (%s)"
+              % r.stderr.strip())
+        os.chmod(ctl, 0o660)
+        os.chmod(os.path.join(qdir, "private"), 0o750)
     if pid:
         os.kill(pid, signal.SIGTERM)
         def gone():
