@@ -435,6 +435,56 @@ resolver_check_anchors(const char *text, size_t len, size_t *count)
 	return NULL;
 }
 
+void
+resolver_format_answer(const struct resolver_answer *a, buf_t *out)
+{
+	char text[INET6_ADDRSTRLEN];
+	size_t i, j;
+
+	buf_printf(out,
+	    "rcode=%s dnssec=%s ttl=%u canonical=%s cname_secure=%d "
+	    "rrs=%zu\n",
+	    resolver_rcode_name(a->rcode), resolver_dnssec_name(a->dnssec),
+	    a->ttl, a->canonical, a->cname_secure, a->nrr);
+	for (i = 0; i < a->nrr; i++) {
+		const struct resolver_rr *rr = &a->rr[i];
+
+		switch (rr->type) {
+		case RESOLVER_MX:
+			buf_printf(out, "MX %u %s", rr->u.mx.preference,
+			    rr->u.mx.host[0] ? rr->u.mx.host : ".");
+			break;
+		case RESOLVER_A:
+		case RESOLVER_AAAA:
+			if (inet_ntop(rr->u.addr.family, rr->u.addr.addr, text,
+			        sizeof(text)) == NULL)
+				snprintf(text, sizeof(text), "?");
+			buf_printf(out, "%s %s",
+			    rr->type == RESOLVER_A ? "A" : "AAAA", text);
+			break;
+		case RESOLVER_TXT:
+			/* Network bytes: made printable. */
+			buf_puts(out, "TXT ");
+			buf_put_printable(out, rr->u.txt.text, rr->u.txt.len);
+			break;
+		case RESOLVER_TLSA:
+			buf_puts(out, "TLSA");
+			for (j = 0; j < rr->u.tlsa.len && j < 3; j++)
+				buf_printf(out, " %u", rr->u.tlsa.rdata[j]);
+			buf_puts(out, " ");
+			for (; j < rr->u.tlsa.len; j++)
+				buf_printf(out, "%02x", rr->u.tlsa.rdata[j]);
+			break;
+		default:
+			buf_printf(out, "TYPE%d", rr->type);
+			break;
+		}
+		buf_putc(out, '\n');
+	}
+	if (a->why)
+		buf_printf(out, "why=%s\n", a->why);
+}
+
 /*
  * Lower-cases and strips the trailing dot of a name to look up; NULL if it
  * cannot be a host name we would ask for.

@@ -143,6 +143,15 @@ void resolver_get_stats(resolver_t *, struct resolver_stats *);
  */
 void resolver_cache_put(resolver_t *, const struct resolver_answer *);
 
+/*
+ * Appends an answer as text for people and tests: a line
+ * "rcode=ok dnssec=secure ttl=60 canonical=NAME cname_secure=1 rrs=N",
+ * one line per record ("MX 10 mx.example", "MX 0 ." for null MX,
+ * "A 192.0.2.1", "TXT text" made printable, "TLSA 3 1 1 hexdata") and
+ * "why=..." when there is a reason.
+ */
+void resolver_format_answer(const struct resolver_answer *, buf_t *out);
+
 /* "MX" -> 15 and back; 0 / NULL for types this module does not handle. */
 int resolver_type_from_name(const char *);
 const char *resolver_type_name(int);

@@ -19,7 +19,6 @@
  * Exit status: 0 when every lookup was answered, 2 on usage or config
  * errors, 3 when the loop ended without an answer.
  */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,47 +42,10 @@ static long wait_secs = -1;
 static void
 print_answer(const struct resolver_answer *a)
 {
-	char text[INET6_ADDRSTRLEN];
 	buf_t *b = buf_new(0);
-	size_t i, j;
 
-	printf("rcode=%s dnssec=%s ttl=%u canonical=%s cname_secure=%d "
-	       "rrs=%zu\n",
-	    resolver_rcode_name(a->rcode), resolver_dnssec_name(a->dnssec),
-	    a->ttl, a->canonical, a->cname_secure, a->nrr);
-	for (i = 0; i < a->nrr; i++) {
-		const struct resolver_rr *rr = &a->rr[i];
-
-		buf_reset(b);
-		switch (rr->type) {
-		case RESOLVER_MX:
-			buf_printf(b, "MX %u %s", rr->u.mx.preference,
-			    rr->u.mx.host[0] ? rr->u.mx.host : ".");
-			break;
-		case RESOLVER_A:
-		case RESOLVER_AAAA:
-			inet_ntop(rr->u.addr.family, rr->u.addr.addr, text,
-			    sizeof(text));
-			buf_printf(b, "%s %s",
-			    rr->type == RESOLVER_A ? "A" : "AAAA", text);
-			break;
-		case RESOLVER_TXT:
-			buf_puts(b, "TXT ");
-			buf_put_printable(b, rr->u.txt.text, rr->u.txt.len);
-			break;
-		case RESOLVER_TLSA:
-			buf_puts(b, "TLSA");
-			for (j = 0; j < rr->u.tlsa.len && j < 3; j++)
-				buf_printf(b, " %u", rr->u.tlsa.rdata[j]);
-			buf_puts(b, " ");
-			for (; j < rr->u.tlsa.len; j++)
-				buf_printf(b, "%02x", rr->u.tlsa.rdata[j]);
-			break;
-		}
-		printf("%s\n", buf_data(b));
-	}
-	if (a->why)
-		printf("why=%s\n", a->why);
+	resolver_format_answer(a, b);
+	fputs(buf_data(b), stdout);
 	fflush(stdout);
 	buf_free(b);
 }

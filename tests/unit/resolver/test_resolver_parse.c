@@ -238,6 +238,58 @@ test_types(void)
 	CHECK_STR(resolver_rcode_name(RESOLVER_NXDOMAIN), "nxdomain");
 }
 
+static void
+test_format(void)
+{
+	static const unsigned char tlsa[] = {3, 1, 1, 0xab, 0x01};
+	struct resolver_rr rr[5];
+	struct resolver_answer a;
+	buf_t *b = buf_new(0);
+
+	memset(rr, 0, sizeof(rr));
+	rr[0].type = RESOLVER_MX;
+	rr[0].u.mx.preference = 0; /* null MX */
+	rr[1].type = RESOLVER_A;
+	rr[1].u.addr.family = AF_INET;
+	memcpy(rr[1].u.addr.addr, "\xc0\x00\x02\x01", 4);
+	rr[2].type = RESOLVER_AAAA;
+	rr[2].u.addr.family = AF_INET6;
+	inet_pton(AF_INET6, "2001:db8::1", rr[2].u.addr.addr);
+	rr[3].type = RESOLVER_TXT;
+	rr[3].u.txt.text = "v=1\n;x";
+	rr[3].u.txt.len = 6;
+	rr[4].type = RESOLVER_TLSA;
+	rr[4].u.tlsa.rdata = tlsa;
+	rr[4].u.tlsa.len = sizeof(tlsa);
+	memset(&a, 0, sizeof(a));
+	a.qname = a.canonical = "x.example";
+	a.rcode = RESOLVER_OK;
+	a.dnssec = DNSSEC_INSECURE;
+	a.ttl = 42;
+	a.nrr = 5;
+	a.rr = rr;
+	resolver_format_answer(&a, b);
+	CHECK_STR(buf_data(b),
+	    "rcode=ok dnssec=insecure ttl=42 canonical=x.example "
+	    "cname_secure=0 rrs=5\n"
+	    "MX 0 .\n"
+	    "A 192.0.2.1\n"
+	    "AAAA 2001:db8::1\n"
+	    "TXT v=1\\x0a;x\n"
+	    "TLSA 3 1 1 ab01\n");
+	buf_reset(b);
+	a.nrr = 0;
+	a.rcode = RESOLVER_TEMPFAIL;
+	a.dnssec = DNSSEC_BOGUS;
+	a.why = "DNSSEC validation failed (bogus)";
+	resolver_format_answer(&a, b);
+	CHECK_STR(buf_data(b),
+	    "rcode=tempfail dnssec=bogus ttl=42 canonical=x.example "
+	    "cname_secure=0 rrs=0\n"
+	    "why=DNSSEC validation failed (bogus)\n");
+	buf_free(b);
+}
+
 int
 main(void)
 {
@@ -246,5 +298,6 @@ main(void)
 	test_servers();
 	test_anchors();
 	test_types();
+	test_format();
 	return check_done();
 }
