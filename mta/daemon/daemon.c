@@ -29,6 +29,7 @@
 #include <event2/thread.h>
 
 #include "daemon_int.h"
+#include "mta/deliver/deliver.h"
 #include "mta/util/clock.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
@@ -58,6 +59,11 @@ resolve_ids(daemon_t *d, buf_t *err)
 	struct passwd *pw;
 	struct group *gr;
 
+	if (d->qdir[0] != '/') {
+		buf_printf(err, "queue_directory: '%s' is not an absolute path",
+		    d->qdir);
+		return -1;
+	}
 	d->as_root = geteuid() == 0;
 	if (!d->as_root) {
 		/* Development mode: run as whoever started us. */
@@ -162,11 +168,6 @@ make_layout(daemon_t *d, buf_t *err)
 	struct stat st;
 	size_t i;
 
-	if (d->qdir[0] != '/') {
-		buf_printf(err, "queue_directory: '%s' is not an absolute path",
-		    d->qdir);
-		return -1;
-	}
 	if (stat(d->qdir, &st) < 0) {
 		if (errno != ENOENT || mkdir(d->qdir, 0755) < 0) {
 			buf_printf(err, "queue_directory: %s: %s", d->qdir,
@@ -502,6 +503,13 @@ start_services(daemon_t *d, int *exit_code, buf_t *err)
 		return -1;
 	}
 	d->commit = qcommit_new(d->queue, d->base);
+	/* Delivery: its resolver, then the scheduler (mta/deliver). */
+	if ((d->resolver = resolver_new(d->base, d->cfg, err)) == NULL ||
+	    (d->deliver = deliver_new(d->base, d->cfg, d->queue, d->resolver,
+		 err)) == NULL) {
+		*exit_code = DAEMON_EX_CONFIG;
+		return -1;
+	}
 
 	memset(&sp, 0, sizeof(sp));
 	sp.base = d->base;
@@ -608,8 +616,8 @@ daemon_run(daemon_t *d)
 void
 daemon_queue_changed(daemon_t *d)
 {
-	/* The delivery module's hook: deliver_kick(d->deliver). */
-	(void)d;
+	/* The delivery module's hook. */
+	deliver_kick(d->deliver);
 }
 
 void
@@ -631,6 +639,9 @@ daemon_free(daemon_t *d)
 	ctlsrv_free(d->ctl);
 	import_free(d->import);
 	smtpd_free(d->smtpd);
+	/* In-flight deliveries are forgotten: retried after restart. */
+	deliver_free(d->deliver);
+	resolver_free(d->resolver);
 	/* Finishes the batch being written: what was committed stays. */
 	qcommit_free(d->commit);
 	queue_close(d->queue);

@@ -63,6 +63,8 @@ struct daemon {
 	 * daemon_new(), deliver_kick() in daemon_queue_changed(),
 	 * deliver_free() in daemon_free().
 	 */
+	struct resolver *resolver;
+	struct deliver *deliver;
 };
 
 /* import.c: the maildrop pickup. */

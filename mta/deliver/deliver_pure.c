@@ -286,7 +286,7 @@ put_orcpt(buf_t *out, const char *orcpt)
 
 	/* RFC 3464 2.3.1: addr-type ";" the decoded address. */
 	if (semi == NULL ||
-	    smtp_xtext_decode(semi + 1, strlen(semi + 1), dec) < 0) {
+	    smtp_client_xtext_decode(semi + 1, strlen(semi + 1), dec) < 0) {
 		buf_free(dec);
 		return;
 	}

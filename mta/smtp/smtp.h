@@ -107,9 +107,9 @@ void smtp_ehlo_parse(const struct smtp_reply *, struct smtp_ehlo *);
  */
 void smtp_data_encode(const char *content, size_t len, buf_t *out);
 /* xtext (RFC 3461 4): appends s with '+', '=' and non-printables as +HH. */
-void smtp_xtext_encode(const char *s, buf_t *out);
+void smtp_client_xtext_encode(const char *s, buf_t *out);
 /* Decodes xtext; returns -1 on a malformed +HH. */
-int smtp_xtext_decode(const char *s, size_t len, buf_t *out);
+int smtp_client_xtext_decode(const char *s, size_t len, buf_t *out);
 /* Nonzero when any byte has the high bit set (needs 8BITMIME). */
 int smtp_has_8bit(const char *s, size_t len);
 

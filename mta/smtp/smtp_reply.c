@@ -312,7 +312,7 @@ smtp_data_encode(const char *s, size_t len, buf_t *out)
 }
 
 void
-smtp_xtext_encode(const char *s, buf_t *out)
+smtp_client_xtext_encode(const char *s, buf_t *out)
 {
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
@@ -335,7 +335,7 @@ hexval(char c)
 }
 
 int
-smtp_xtext_decode(const char *s, size_t len, buf_t *out)
+smtp_client_xtext_decode(const char *s, size_t len, buf_t *out)
 {
 	size_t i;
 

@@ -947,7 +947,7 @@ start_mail(smtp_sess_t *s)
 			buf_puts(b, " RET=HDRS");
 		if (m->envid != NULL) {
 			buf_puts(b, " ENVID=");
-			smtp_xtext_encode(m->envid, b);
+			smtp_client_xtext_encode(m->envid, b);
 		}
 	}
 	buf_puts(b, "\r\n");

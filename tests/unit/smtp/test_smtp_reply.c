@@ -183,14 +183,14 @@ test_xtext(void)
 {
 	buf_t *b = buf_new(100);
 
-	smtp_xtext_encode("a+b=c d", b);
+	smtp_client_xtext_encode("a+b=c d", b);
 	CHECK_STR(buf_data(b), "a+2Bb+3Dc+20d");
 	buf_reset(b);
-	CHECK_INT(smtp_xtext_decode("a+2Bb+3D", 8, b), 0);
+	CHECK_INT(smtp_client_xtext_decode("a+2Bb+3D", 8, b), 0);
 	CHECK_STR(buf_data(b), "a+b=");
 	buf_reset(b);
-	CHECK_INT(smtp_xtext_decode("a+2", 3, b), -1);
-	CHECK_INT(smtp_xtext_decode("a+zz", 4, b), -1);
+	CHECK_INT(smtp_client_xtext_decode("a+2", 3, b), -1);
+	CHECK_INT(smtp_client_xtext_decode("a+zz", 4, b), -1);
 	buf_free(b);
 	CHECK(smtp_has_8bit("abc\xc3\xa9", 5));
 	CHECK(!smtp_has_8bit("abc", 3));

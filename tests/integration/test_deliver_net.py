@@ -1,0 +1,319 @@
+#!/usr/bin/python3
+"""Delivery against the test network (tests/net): a real strictmtad
+(listening on 127.26.0.1) resolves through the validating Unbound and
+delivers to the sinks on 127.25.0.x.
+
+Checks: MX preference order and fallback to the next MX; implicit MX;
+null MX bounces (RFC 7505) with a DSN that parses as RFC 3464; a
+temporary failure then success on retry; a permanent failure gives a
+correct DSN; a bogus domain stays deferred with nothing sent; many
+messages to one destination share few connections; the message arrives
+byte-identical apart from the added Received: header; TLS is used."""
+
+import email
+import email.policy
+import os
+import re
+import shutil
+import smtplib
+import sys
+import time
+import unittest
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "net"))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import netlib  # noqa: E402
+
+netlib.reexec_in_netns(__file__)
+import smta  # noqa: E402
+
+HOST = "127.26.0.1"
+SENDER_DOMAIN = "equal.secure.test"  # DSNs land at .13 or .14
+SENDER_SINKS = ("127.25.0.13", "127.25.0.14")
+
+
+class DeliverNet(unittest.TestCase):
+    net = None
+    d = None
+
+    @classmethod
+    def setUpClass(cls):
+        if not os.path.exists(smta.program("strictmtad")):
+            raise unittest.SkipTest("strictmtad not built")
+        cls.net = netlib.Net()
+        cls.net.__enter__()
+        try:
+            env = cls.net.env
+            d = smta.Daemon("deliver", {})
+            # Files the daemon reads after dropping root.
+            anchor = os.path.join(d.dir, "root.key")
+            ca = os.path.join(d.dir, "ca.pem")
+            shutil.copy(env["NET_TRUST_ANCHOR"], anchor)
+            shutil.copy(env["NET_CA"], ca)
+            os.chmod(anchor, 0o644)
+            os.chmod(ca, 0o644)
+            d.host = HOST
+            d.port = smta.free_port(HOST)
+            d.params.update({
+                "smtpd_listen": "%s:%d" % (HOST, d.port),
+                "dns_resolver_mode": "stub",
+                "dns_stub_resolvers": env["NET_RESOLVER"],
+                "dnssec_trust_anchor_file": anchor,
+                "smtp_tls_CAfile": ca,
+                "minimal_backoff_time": "2s",
+                "maximal_backoff_time": "3s",
+                "queue_run_delay": "2s",
+                "smtp_connection_cache_time_limit": "3s",
+                "smtp_connect_timeout": "5s",
+                "dns_timeout": "5s",
+            })
+            d.write_conf()
+            cls.d = d
+            d.start()
+        except BaseException:
+            if cls.d is not None:
+                cls.d.cleanup()
+            cls.net.__exit__(None, None, None)
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.d is not None:
+            cls.d.stop()
+            if os.environ.get("NET_KEEP") == "1":
+                smta.log("daemon dir kept: " + cls.d.dir)
+            else:
+                cls.d.cleanup()
+        if cls.net is not None:
+            cls.net.__exit__(None, None, None)
+
+    def tearDown(self):
+        outcome = getattr(self, "_outcome", None)
+        if outcome is not None and not getattr(outcome, "success", True):
+            smta.log("---- strictmtad log ----\n" + self.d.log_text(80))
+
+    # -- helpers ----------------------------------------------------------
+
+    def send(self, rcpts, token, sender=None, mail_opts=(), rcpt_opts=(),
+             body_lines=3):
+        sender = sender or "sender-%s@%s" % (token, SENDER_DOMAIN)
+        msg = smta.make_message(token, body_lines=body_lines, sender=sender,
+                                rcpt=rcpts[0])
+        s = smtplib.SMTP(self.d.host, self.d.port, timeout=20,
+                         source_address=(HOST, 0))
+        try:
+            s.ehlo("client.strictmta.test")
+            s.mail(sender, list(mail_opts))
+            for r in rcpts:
+                code, text = s.rcpt(r, list(rcpt_opts))
+                self.assertEqual(code, 250, text)
+            code, text = s.data(msg)
+            self.assertEqual(code, 250, text)
+        finally:
+            s.quit()
+        return msg, smta.QID_RE.search(text.decode()).group(1)
+
+    def wait_msg(self, addrs, token, timeout=30.0):
+        """The sink record (at any of addrs) whose data has token."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for a in addrs:
+                for m in self.net.messages(a):
+                    if token in m_data(m).decode("utf-8", "replace"):
+                        return a, m
+            time.sleep(0.2)
+        return None, None
+
+    def wait_log(self, pattern, timeout=30.0):
+        end = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < end:
+            m = rx.search(self.d.log_text(100000))
+            if m:
+                return m
+            time.sleep(0.2)
+        return None
+
+    def dsn_for(self, token, timeout=30.0):
+        """Waits for the DSN about the message carrying token at the
+        sender's sinks; returns (record, parsed email)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for a in SENDER_SINKS:
+                for m in self.net.messages(a):
+                    data = m_data(m)
+                    if m.get("mail_from") == "" and token.encode() in data:
+                        return m, email.message_from_bytes(
+                            data, policy=email.policy.compat32)
+            time.sleep(0.2)
+        self.fail("no DSN for %s at %s" % (token, SENDER_SINKS))
+
+    def check_identical(self, sent, rec):
+        stored = m_data(rec)
+        added = smta.split_added_headers(stored, sent)
+        self.assertIsNotNone(added, "content changed in transit")
+        self.assertTrue(added.startswith(b"Received: "), added)
+
+    # -- tests --------------------------------------------------------------
+
+    def test_01_preference_order_tls_and_identical(self):
+        sent, qid = self.send(["alice@pref.secure.test"], "prefmx1",
+                              body_lines=5)
+        addr, rec = self.wait_msg(["127.25.0.11", "127.25.0.12"], "prefmx1")
+        self.assertEqual(addr, "127.25.0.11", "lowest preference first")
+        self.assertEqual(rec["rcpt_to"], ["alice@pref.secure.test"])
+        self.assertEqual(rec["mail_from"], "sender-prefmx1@" + SENDER_DOMAIN)
+        self.check_identical(sent, rec)
+        self.assertIsNotNone(rec["tls"], "STARTTLS was offered: use it")
+        self.assertEqual(rec["tls"].get("sni"), "mx1.pref.secure.test")
+        self.assertEqual(rec.get("violations") or [], [])
+        line = self.wait_log(r"%s: to=<alice@pref\.secure\.test>, "
+                             r"relay=mx1\.pref\.secure\.test\[127\.25\.0\.11"
+                             r"\]:25, delay=[^,]+, delays=[^,]+, dsn=2\.\d\.\d,"
+                             r" status=sent \(250[^)]*\), level=may, "
+                             r"tls=TLSv1\.[23]:\S+ verified=yes" % qid)
+        self.assertIsNotNone(line, "Postfix-like log line")
+
+    def test_02_fallback_to_next_mx(self):
+        self.net.sink("127.25.0.11", {"greeting": "421 4.3.2 go away"})
+        # A session cached from an earlier test would still reach mx1:
+        # let it expire (smtp_connection_cache_time_limit = 3s).
+        time.sleep(4)
+        try:
+            sent, _ = self.send(["bob@pref.secure.test"], "prefmx2")
+            addr, rec = self.wait_msg(["127.25.0.11", "127.25.0.12"],
+                                      "prefmx2")
+            self.assertEqual(addr, "127.25.0.12", "mx1 down: mx2")
+            self.check_identical(sent, rec)
+        finally:
+            self.net.sink_reset("127.25.0.11")
+
+    def test_03_implicit_mx(self):
+        sent, _ = self.send(["carol@implicit.secure.test"], "implicitmx")
+        addr, rec = self.wait_msg(["127.25.0.15"], "implicitmx")
+        self.assertEqual(addr, "127.25.0.15")
+        self.check_identical(sent, rec)
+
+    def test_04_null_mx_bounces(self):
+        _, qid = self.send(["dave@nullmx.secure.test"], "nullmxtoken")
+        rec, dsn = self.dsn_for("nullmxtoken")
+        self.assertEqual(rec["rcpt_to"], ["sender-nullmxtoken@" +
+                                          SENDER_DOMAIN])
+        st = check_dsn(self, dsn)
+        self.assertEqual(st["recipients"][0]["Final-Recipient"],
+                         "rfc822; dave@nullmx.secure.test")
+        self.assertEqual(st["recipients"][0]["Status"], "5.1.10")
+        self.assertEqual(st["recipients"][0]["Action"], "failed")
+        # The A record of the domain (127.25.0.15) is never used.
+        for m in self.net.messages("127.25.0.15"):
+            self.assertNotIn(b"nullmxtoken", m_data(m))
+        # The original leaves the queue; the DSN was delivered too.
+        self.assertTrue(smta.wait_for(lambda: qid not in self.d.queue_ids(),
+                                      20))
+
+    def test_05_tempfail_then_success(self):
+        _, qid = self.send(["erin@tempfail.secure.test"], "tempfailtoken")
+        self.assertIsNotNone(self.wait_log(
+            r"%s: to=<erin@tempfail\.secure\.test>, relay=\S+, .*"
+            r"dsn=4\.3\.0, status=deferred \(451" % qid))
+        # The queue shows it deferred with the last response.
+        show = self.d.queue_show(qid)
+        self.assertRegex(show, r"(?i)deferred")
+        self.assertIn("451", show)
+        self.assertEqual(self.net.messages("127.25.0.16"), [])
+        self.net.sink("127.25.0.16", {"rcpt": None, "reject_users": []})
+        try:
+            addr, rec = self.wait_msg(["127.25.0.16"], "tempfailtoken", 30)
+            self.assertEqual(addr, "127.25.0.16", "retried after backoff")
+        finally:
+            self.net.sink_reset("127.25.0.16")
+        self.assertTrue(smta.wait_for(lambda: qid not in self.d.queue_ids(),
+                                      20))
+
+    def test_06_permfail_dsn(self):
+        sent, qid = self.send(["frank@permfail.secure.test"], "permfailtoken",
+                              mail_opts=["RET=HDRS", "ENVID=env+2Bpf"],
+                              rcpt_opts=["NOTIFY=FAILURE",
+                                         "ORCPT=rfc822;frank@permfail."
+                                         "secure.test"])
+        rec, dsn = self.dsn_for("permfailtoken")
+        st = check_dsn(self, dsn)
+        self.assertEqual(st["message"].get("Reporting-MTA"),
+                         "dns; mx.strictmta.test")
+        self.assertEqual(st["message"].get("Original-Envelope-Id"),
+                         "env+pf")
+        self.assertIn("Arrival-Date", st["message"])
+        r = st["recipients"][0]
+        self.assertEqual(r["Final-Recipient"],
+                         "rfc822; frank@permfail.secure.test")
+        self.assertEqual(r["Original-Recipient"],
+                         "rfc822;frank@permfail.secure.test")
+        self.assertEqual(r["Action"], "failed")
+        self.assertEqual(r["Status"], "5.1.1")
+        self.assertEqual(r["Remote-MTA"], "dns; mx.permfail.secure.test")
+        self.assertTrue(r["Diagnostic-Code"].startswith("smtp; 550 5.1.1"),
+                        r)
+        self.assertIn("Last-Attempt-Date", r)
+        parts = dsn.get_payload()
+        self.assertEqual(parts[2].get_content_type(), "text/rfc822-headers")
+        self.assertIn("permfailtoken", parts[2].get_payload())
+        self.assertNotIn("line 0 of permfailtoken", parts[2].get_payload())
+        self.assertTrue(smta.wait_for(lambda: qid not in self.d.queue_ids(),
+                                      20))
+
+    def test_07_bogus_stays_deferred(self):
+        _, qid = self.send(["gina@bogus.test"], "bogustoken")
+        self.assertIsNotNone(self.wait_log(
+            r"%s: to=<gina@bogus\.test>, relay=none, .*dsn=4\.4\.3, "
+            r"status=deferred" % qid))
+        time.sleep(5)  # at least one retry
+        self.assertIn(qid, self.d.queue_ids())
+        self.assertEqual(self.net.messages("127.25.0.31"), [])
+        self.assertEqual(self.net.connections("127.25.0.31"), [])
+        _, badds = self.send(["hank@badds.test"], "baddstoken")
+        self.assertIsNotNone(self.wait_log(
+            r"%s: to=<hank@badds\.test>, relay=none, .*dsn=4\.4\.3, "
+            r"status=deferred" % badds))
+        self.assertEqual(self.net.connections("127.25.0.32"), [])
+
+    def test_08_many_messages_few_connections(self):
+        n = 12
+        for i in range(n):
+            self.send(["user%d@many.secure.test" % i], "manytoken%02d" % i)
+        self.assertTrue(self.net.wait_messages("127.25.0.18", n, 60),
+                        "all %d messages arrive" % n)
+        # Connections are logged when they end (idle cache 3 s).
+        time.sleep(5)
+        conns = self.net.connections("127.25.0.18")
+        smta.log("many.secure.test: %d messages over %d connections" %
+                 (n, len(conns)))
+        self.assertLessEqual(len(conns), n // 2, conns)
+        self.assertGreaterEqual(sum(int(c.get("messages", "0"))
+                                    for c in conns), n)
+
+
+def m_data(rec):
+    import base64
+    return base64.b64decode(rec.get("data_b64", ""))
+
+
+def check_dsn(tc, msg):
+    """Checks the RFC 3464 structure; returns the per-message and
+    per-recipient fields of the message/delivery-status part."""
+    tc.assertEqual(msg.get_content_type(), "multipart/report")
+    tc.assertEqual(msg.get_param("report-type"), "delivery-status")
+    tc.assertEqual(msg.get("Auto-Submitted"), "auto-replied")
+    parts = msg.get_payload()
+    tc.assertEqual(len(parts), 3)
+    tc.assertEqual(parts[0].get_content_type(), "text/plain")
+    tc.assertEqual(parts[1].get_content_type(), "message/delivery-status")
+    groups = parts[1].get_payload()
+    tc.assertGreaterEqual(len(groups), 2)
+    return {"message": dict(groups[0].items()),
+            "recipients": [dict(g.items()) for g in groups[1:]]}
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
