@@ -52,7 +52,7 @@
 #define MAX_CNAME_HOPS 16
 #define MAX_NAME_TEXT 1024 /* escaped text of a 255-byte name */
 #define MAX_ANCHOR_FILE (1024 * 1024)
-#define MAX_RRS 1024 /* more than fit in 64 KiB of A records */
+#define MAX_RRS 1024 /* records kept from one answer */
 #define DEFAULT_ROOT_ANCHOR "/usr/share/dns/root.key"
 
 /* A small intrusive hash table: entries embed a struct hnode first. */
@@ -1081,6 +1081,18 @@ query_free(struct query *q)
 	free(q);
 }
 
+/* Withdraws q's outstanding getdns request, if any. */
+static void
+query_cancel_getdns(struct query *q)
+{
+	if (!q->in_getdns)
+		return;
+	q->in_getdns = 0;
+	/* getdns calls back with GETDNS_CALLBACK_CANCEL from inside this
+	 * call; getdns_cb ignores that. */
+	(void)getdns_cancel_callback(q->r->ctx, q->tid);
+}
+
 static void
 query_finish(evutil_socket_t fd, short what, void *arg)
 {
@@ -1128,7 +1140,7 @@ getdns_cb(getdns_context *ctx, getdns_callback_type_t type,
 	(void)ctx;
 	(void)tid;
 	if (type == GETDNS_CALLBACK_CANCEL) {
-		/* Only resolver_free() cancels, and it frees q itself. */
+		/* Only query_cancel_getdns() cancels; its caller frees q. */
 		if (response)
 			getdns_dict_destroy(response);
 		return;
@@ -1348,8 +1360,11 @@ resolver_free(resolver_t *r)
 
 	if (r == NULL)
 		return;
-	/* Destroying the context cancels every outstanding request; the
-	 * CANCEL callbacks touch nothing of ours. */
+	/* Cancel our requests by transaction id first; the context then
+	 * has nothing of ours left to call back about. */
+	for (i = 0; i < r->queries.nb; i++)
+		for (n = r->queries.b[i]; n; n = n->next)
+			query_cancel_getdns((struct query *)n);
 	if (r->ctx)
 		getdns_context_destroy(r->ctx);
 	for (i = 0; i < r->waiters.nb; i++)
@@ -1486,11 +1501,19 @@ resolver_cancel(resolver_t *r, uint64_t id)
 		return; /* delivered or cancelled already */
 	htab_remove(&r->waiters, &w->h);
 	if (w->q) {
-		/* The query itself runs on: its answer fills the cache for
-		 * the next message to the same domain. */
+		struct query *q = w->q;
+
 		*w->prevp = w->next;
 		if (w->next)
 			w->next->prevp = w->prevp;
+		/* With a cache, the query runs on: its answer serves the
+		 * next message to the same domain. Without one nobody
+		 * wants it any more. */
+		if (q->waiters == NULL && r->cache_max == 0) {
+			query_cancel_getdns(q);
+			htab_remove(&r->queries, &q->h);
+			query_free(q);
+		}
 	}
 	waiter_free(w);
 }

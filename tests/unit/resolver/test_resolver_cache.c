@@ -361,6 +361,7 @@ test_bad_lookups(void)
 	resolver_t *r = stub_resolver("0");
 	struct got g = {0}, h = {0};
 	struct resolver_stats st;
+	uint64_t id;
 
 	put_mx(r, "nocache.example", 60, "mx"); /* cache size 0: dropped */
 	lookup(r, "bad..name", RESOLVER_MX, &g);
@@ -373,10 +374,20 @@ test_bad_lookups(void)
 	CHECK_INT(h.calls, 1);
 	CHECK_STR(h.why, "unsupported type");
 	memset(&g, 0, sizeof(g));
-	lookup(r, "nocache.example", RESOLVER_MX, &g);
+	id = lookup(r, "nocache.example", RESOLVER_MX, &g);
 	resolver_get_stats(r, &st);
 	CHECK_INT(st.cache_hits, 0);
 	CHECK_INT(st.queries, 1);
+	/* no cache: the last cancel withdraws the query from getdns */
+	resolver_cancel(r, id);
+	memset(&h, 0, sizeof(h));
+	lookup(r, "nocache.example", RESOLVER_MX, &h);
+	resolver_get_stats(r, &st);
+	CHECK_INT(st.queries, 2);
+	run_until(&h.calls, 1, 10);
+	CHECK_INT(g.calls, 0);
+	CHECK_INT(h.calls, 1);
+	CHECK_INT(h.a.rcode, RESOLVER_TEMPFAIL);
 	resolver_free(r);
 }
 
