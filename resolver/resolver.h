@@ -25,15 +25,15 @@ struct config;
 typedef struct resolver resolver_t;
 
 enum dnssec_status {
-	DNSSEC_SECURE,	      /* validated */
-	DNSSEC_INSECURE,      /* provably unsigned */
-	DNSSEC_BOGUS,	      /* validation failed: never use */
+	DNSSEC_SECURE, /* validated */
+	DNSSEC_INSECURE, /* provably unsigned */
+	DNSSEC_BOGUS, /* validation failed: never use */
 	DNSSEC_INDETERMINATE, /* could not tell (no anchor, failure) */
 };
 
 enum resolver_rcode {
-	RESOLVER_OK,	   /* records present */
-	RESOLVER_NODATA,   /* name exists, no records of this type */
+	RESOLVER_OK, /* records present */
+	RESOLVER_NODATA, /* name exists, no records of this type */
 	RESOLVER_NXDOMAIN, /* name does not exist */
 	RESOLVER_TEMPFAIL, /* SERVFAIL, timeout, network: try later */
 };
@@ -69,14 +69,14 @@ struct resolver_rr {
 };
 
 struct resolver_answer {
-	const char *qname;	/* as asked, no trailing dot */
+	const char *qname; /* as asked, no trailing dot */
 	int qtype;
 	enum resolver_rcode rcode;
 	enum dnssec_status dnssec;
-	const char *canonical;	/* after CNAMEs (== qname when none) */
-	int cname_secure;	/* every CNAME in the chain was secure */
-	uint32_t ttl;		/* smallest TTL seen (negative TTL for NODATA) */
-	const char *why;	/* NULL, or a reason for TEMPFAIL / BOGUS */
+	const char *canonical; /* after CNAMEs (== qname when none) */
+	int cname_secure; /* every CNAME in the chain was secure */
+	uint32_t ttl; /* smallest TTL seen (negative TTL for NODATA) */
+	const char *why; /* NULL, or a reason for TEMPFAIL / BOGUS */
 	size_t nrr;
 	const struct resolver_rr *rr;
 };
@@ -88,13 +88,13 @@ typedef void resolver_cb(void *arg, const struct resolver_answer *);
  * dnssec_trust_anchor_file and dns_timeout. NULL with err set on a bad
  * setting (unreadable anchor, bad resolver address).
  */
-resolver_t *resolver_new(struct event_base *, const struct config *,
-    buf_t *err);
+resolver_t *resolver_new(
+    struct event_base *, const struct config *, buf_t *err);
 void resolver_free(resolver_t *); /* cancels everything; NULL no-op */
 
 /* Returns a nonzero lookup ID for resolver_cancel(). */
-uint64_t resolver_lookup(resolver_t *, const char *name, int qtype,
-    resolver_cb *, void *arg);
+uint64_t resolver_lookup(
+    resolver_t *, const char *name, int qtype, resolver_cb *, void *arg);
 void resolver_cancel(resolver_t *, uint64_t id);
 /* Drops every cached answer (admin "flush", tests). */
 void resolver_cache_clear(resolver_t *);

@@ -9,8 +9,8 @@
 
 #include <stdint.h>
 
-int64_t clock_now(void);	  /* seconds since the epoch */
-int64_t clock_now_usec(void);	  /* microseconds since the epoch */
+int64_t clock_now(void); /* seconds since the epoch */
+int64_t clock_now_usec(void); /* microseconds since the epoch */
 /* 0 restores the real clock; otherwise clock_now() returns this value. */
 void clock_set_fake(int64_t seconds);
 

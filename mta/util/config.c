@@ -24,8 +24,8 @@ struct cfg_def {
 };
 
 static const struct cfg_def cfg_defs[] = {
-#define CFG(name, type, def, min, max, choices, doc) \
-	{#name, T_##type, def, min, max, choices, doc, \
+#define CFG(name, type, def, min, max, choices, doc)                           \
+	{#name, T_##type, def, min, max, choices, doc,                         \
 	    offsetof(struct config, name)},
 #include "config_table.h"
 #undef CFG
@@ -94,8 +94,8 @@ config_parse_time(const char *s)
 }
 
 static int
-set_value(struct config *cfg, const struct cfg_def *d, const char *value,
-    buf_t *err)
+set_value(
+    struct config *cfg, const struct cfg_def *d, const char *value, buf_t *err)
 {
 	char *field = (char *)cfg + d->offset;
 	long long n;
@@ -131,11 +131,11 @@ set_value(struct config *cfg, const struct cfg_def *d, const char *value,
 		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0)
 			*(int *)field = 1;
 		else if (strcmp(value, "no") == 0 ||
-		    strcmp(value, "false") == 0)
+		         strcmp(value, "false") == 0)
 			*(int *)field = 0;
 		else {
-			buf_printf(err, "%s: '%s' is not yes or no", d->name,
-			    value);
+			buf_printf(
+			    err, "%s: '%s' is not yes or no", d->name, value);
 			return -1;
 		}
 		return 0;
@@ -154,8 +154,8 @@ set_value(struct config *cfg, const struct cfg_def *d, const char *value,
 		errno = 0;
 		n = strtoll(value, &end, 10);
 		if (errno || end == value || *end) {
-			buf_printf(err, "%s: '%s' is not a number", d->name,
-			    value);
+			buf_printf(
+			    err, "%s: '%s' is not a number", d->name, value);
 			return -1;
 		}
 		break;
@@ -200,8 +200,7 @@ config_free(struct config *cfg)
 }
 
 int
-config_set(struct config *cfg, const char *name, const char *value,
-    buf_t *err)
+config_set(struct config *cfg, const char *name, const char *value, buf_t *err)
 {
 	const struct cfg_def *d = find_def(name, strlen(name));
 
@@ -257,8 +256,8 @@ apply_line(struct config *cfg, const char *path, unsigned lineno,
 	char *v;
 	int r;
 
-	why = config_parse_assignment(line, len, &name, &namelen, &value,
-	    &valuelen);
+	why = config_parse_assignment(
+	    line, len, &name, &namelen, &value, &valuelen);
 	if (why) {
 		buf_printf(err, "%s:%u: %s", path, lineno, why);
 		return -1;
@@ -396,8 +395,8 @@ config_expand(struct config *cfg, buf_t *err)
 						buf_printf(err,
 						    "%s: %s: bad reference "
 						    "$%.*s",
-						    cfg->source ? cfg->source :
-								  "config",
+						    cfg->source ? cfg->source
+						                : "config",
 						    cfg_defs[i].name, (int)n,
 						    s);
 						buf_free(out);
@@ -434,12 +433,10 @@ print_value(const struct config *cfg, const struct cfg_def *d, FILE *fp)
 		    *(const int *)field ? "yes" : "no");
 		break;
 	case T_TIME:
-		fprintf(fp, "%s = %llds\n", d->name,
-		    *(const long long *)field);
+		fprintf(fp, "%s = %llds\n", d->name, *(const long long *)field);
 		break;
 	default:
-		fprintf(fp, "%s = %lld\n", d->name,
-		    *(const long long *)field);
+		fprintf(fp, "%s = %lld\n", d->name, *(const long long *)field);
 	}
 }
 
@@ -456,12 +453,12 @@ config_print(const struct config *cfg, FILE *fp, int only_changed)
 			const char *a = (const char *)cfg + d->offset;
 			const char *b = (const char *)defaults + d->offset;
 
-			if (is_text(d->type) ?
-				strcmp(*(char *const *)a,
-				    *(char *const *)b) == 0 :
-			    d->type == T_BOOL ?
-				*(const int *)a == *(const int *)b :
-				*(const long long *)a == *(const long long *)b)
+			if (is_text(d->type) ? strcmp(*(char *const *)a,
+			                           *(char *const *)b) == 0
+			    : d->type == T_BOOL
+			        ? *(const int *)a == *(const int *)b
+			        : *(const long long *)a ==
+			              *(const long long *)b)
 				continue;
 		}
 		print_value(cfg, d, fp);
@@ -472,8 +469,8 @@ config_print(const struct config *cfg, FILE *fp, int only_changed)
 void
 config_doc_markdown(FILE *fp)
 {
-	static const char *type_names[] = {"text", "list", "number",
-		"bytes", "time", "yes/no"};
+	static const char *type_names[] = {
+	    "text", "list", "number", "bytes", "time", "yes/no"};
 	size_t i;
 
 	fprintf(fp, "| parameter | type | default | meaning |\n");
@@ -482,8 +479,8 @@ config_doc_markdown(FILE *fp)
 		const struct cfg_def *d = &cfg_defs[i];
 
 		fprintf(fp, "| `%s` | %s%s%s | `%s` | %s |\n", d->name,
-		    type_names[d->type], d->choices[0] ? ": " : "",
-		    d->choices, d->def, d->doc);
+		    type_names[d->type], d->choices[0] ? ": " : "", d->choices,
+		    d->def, d->doc);
 	}
 }
 

@@ -38,8 +38,8 @@ void config_free(struct config *); /* NULL is a no-op */
  */
 int config_load(struct config *, const char *path, buf_t *err);
 /* Sets one parameter by name (from a file line or `-o name=value`). */
-int config_set(struct config *, const char *name, const char *value,
-    buf_t *err);
+int config_set(
+    struct config *, const char *name, const char *value, buf_t *err);
 /* Expands $name and ${name} in text values; called by config_load. */
 int config_expand(struct config *, buf_t *err);
 /* Prints "name = value" for every parameter (all, or only non-defaults). */
@@ -53,8 +53,7 @@ void config_doc_markdown(FILE *);
  * surrounding blanks removed. Returns NULL or an error string.
  */
 const char *config_parse_assignment(const char *line, size_t len,
-    const char **name, size_t *namelen, const char **value,
-    size_t *valuelen);
+    const char **name, size_t *namelen, const char **value, size_t *valuelen);
 /* Parses "30", "30s", "5m", "2h", "5d", "1w" to seconds; -1 on error. */
 long long config_parse_time(const char *);
 

@@ -15,7 +15,7 @@
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char log_ident[64] = "strictmta";
-static FILE *log_file;	 /* NULL: syslog */
+static FILE *log_file; /* NULL: syslog */
 static int log_to_stderr = 1;
 static int log_verbose;
 
@@ -97,10 +97,10 @@ log_vmsg(enum log_level level, const char *fmt, va_list ap)
 		    level_word(level), line);
 		fflush(out);
 	} else {
-		int prio = level == LOG_LEVEL_ERR ? LOG_ERR :
-		    level == LOG_LEVEL_WARN	  ? LOG_WARNING :
-		    level == LOG_LEVEL_DEBUG	  ? LOG_DEBUG :
-						    LOG_INFO;
+		int prio = level == LOG_LEVEL_ERR     ? LOG_ERR
+		           : level == LOG_LEVEL_WARN  ? LOG_WARNING
+		           : level == LOG_LEVEL_DEBUG ? LOG_DEBUG
+		                                      : LOG_INFO;
 
 		syslog(prio, "%s%s", level_word(level), line);
 	}

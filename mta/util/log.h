@@ -8,8 +8,12 @@
 #ifndef STRICTMTA_LOG_H
 #define STRICTMTA_LOG_H
 
-enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN,
-	LOG_LEVEL_ERR };
+enum log_level {
+	LOG_LEVEL_DEBUG,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_ERR
+};
 
 /*
  * ident: program name for syslog and the line prefix. path: NULL or "" for

@@ -49,7 +49,8 @@ qid_valid(const char *s)
 	size_t i;
 
 	for (i = 0; i < QID_LEN; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		        (s[i] >= 'A' && s[i] <= 'F')))
 			return 0;
 	return s[QID_LEN] == '\0';
 }

@@ -11,8 +11,8 @@
 static void
 out_of_memory(size_t size)
 {
-	fprintf(stderr, "strictmta: fatal: out of memory allocating %zu bytes\n",
-	    size);
+	fprintf(stderr,
+	    "strictmta: fatal: out of memory allocating %zu bytes\n", size);
 	abort();
 }
 
