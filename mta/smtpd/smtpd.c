@@ -302,16 +302,25 @@ tls_describe(const struct session *s, buf_t *b)
 }
 
 static void
-log_tls_errors(const struct session *s, const char *what)
+log_tls_errors(struct session *s, const char *after)
 {
-	unsigned long e;
+	unsigned long e, first = 0;
 	unsigned guard = 0;
+	char text[256];
 
-	while ((e = ERR_get_error()) != 0 && guard++ < 10) {
-		char text[256];
-
-		ERR_error_string_n(e, text, sizeof(text));
-		log_info("%s from %s: %s", what, s->client, text);
+	/* bufferevent_openssl keeps the errors of its SSL calls apart from
+	 * the thread's error queue; the first one says what went wrong, and
+	 * one line per event is enough. */
+	while ((e = bufferevent_get_openssl_error(s->bev)) != 0 && guard++ < 16)
+		if (first == 0)
+			first = e;
+	if (first) {
+		ERR_error_string_n(first, text, sizeof(text));
+		log_info("lost connection after %s from %s: TLS: %s", after,
+		    s->client, text);
+	} else {
+		log_info("lost connection after %s from %s: %s", after,
+		    s->client, strerror(EVUTIL_SOCKET_ERROR()));
 	}
 }
 
@@ -873,7 +882,8 @@ do_starttls(struct session *s)
 	}
 	ssl = SSL_new(s->sd->ssl_ctx);
 	if (ssl == NULL) {
-		log_tls_errors(s, "SSL_new");
+		log_warn("%s: SSL_new failed", s->client);
+		ERR_clear_error();
 		reply(s, "454 4.7.0 TLS not available due to local problem");
 		return;
 	}
@@ -1084,7 +1094,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_ERROR) {
 		if (s->tls)
-			log_tls_errors(s, "TLS error");
+			log_tls_errors(s, after);
 		else
 			log_info("lost connection after %s from %s: %s", after,
 			    s->client, strerror(EVUTIL_SOCKET_ERROR()));

@@ -477,6 +477,41 @@ test_implicit_tls(void)
 	conn_close(&c);
 }
 
+/* Clear text on the implicit TLS port: the handshake fails and the
+ * server hangs up. A client gone in the middle of DATA: nothing queued
+ * (main() checks that exactly two messages were). */
+static void
+test_broken_clients(void)
+{
+	struct conn c;
+
+	if (conn_open(&c, OUTSIDE_ADDR, tls_port) < 0) {
+		CHECK(0);
+		return;
+	}
+	conn_send(&c, "EHLO plain.example\r\n", 0);
+	CHECK(reply(&c, (char[64]){0}, 64) == -1);
+	conn_close(&c);
+
+	if (conn_open(&c, SERVER_ADDR, port) < 0) {
+		CHECK(0);
+		return;
+	}
+	expect(&c, 220, NULL);
+	conn_send(&c, "EHLO client.example\r\n", 0);
+	expect(&c, 250, NULL);
+	conn_send(&c,
+	    "MAIL FROM:<a@example.org>\r\nRCPT TO:<cut@example.net>"
+	    "\r\nDATA\r\n",
+	    0);
+	expect(&c, 250, NULL);
+	expect(&c, 250, NULL);
+	expect(&c, 354, NULL);
+	conn_send(&c, "Subject: cut\r\n\r\nbody\r\n.", 0);
+	conn_close(&c);
+	usleep(100000);
+}
+
 static void *
 client_main(void *arg)
 {
@@ -487,6 +522,7 @@ client_main(void *arg)
 	test_limits();
 	test_starttls_auth();
 	test_implicit_tls();
+	test_broken_clients();
 	test_timeout();
 	atomic_store(&client_done, 1);
 	return NULL;
