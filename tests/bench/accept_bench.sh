@@ -14,7 +14,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export STRICTMTA_SOURCE_DIR=${STRICTMTA_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
 export STRICTMTA_BUILD_DIR=${STRICTMTA_BUILD_DIR:-$STRICTMTA_SOURCE_DIR/build}
-exec /usr/bin/python3 - "${1:-2000}" "${2:-20}" "${3:-4000}" <<'PY'
+exec /usr/bin/python3 -B - "${1:-2000}" "${2:-20}" "${3:-4000}" <<'PY'
 import os, sys, time
 sys.path.insert(0, os.path.join(os.environ["STRICTMTA_SOURCE_DIR"],
                                 "tests", "lib"))

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import unittest
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import smta  # noqa: E402
 

@@ -24,6 +24,7 @@ import sys
 import time
 import unittest
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import smta  # noqa: E402
 

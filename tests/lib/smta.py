@@ -49,12 +49,14 @@ def vectors_dir():
 
 
 def program(name):
-    """Path of a built program; raises AssertionError if it was not built."""
-    path = os.path.join(build_dir(), name)
-    if not os.access(path, os.X_OK):
-        raise AssertionError("%s was not built (looked for %s)" %
-                             (name, path))
-    return path
+    """Path of a built program (build/mta/NAME, where CMake puts the
+    programs, or build/NAME); raises AssertionError if it was not built."""
+    for sub in ("mta", ""):
+        path = os.path.join(build_dir(), sub, name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    raise AssertionError("%s was not built (looked in %s/mta and %s)" %
+                         (name, build_dir(), build_dir()))
 
 
 def log(*args):
@@ -572,12 +574,16 @@ class SmtpConn:
         finally:
             self.sock.settimeout(self.timeout)
 
-    def starttls(self, server_hostname=None):
+    def starttls(self, server_hostname=None, ragged_eof_ok=True):
+        """TLS handshake on the connection (no certificate check).
+        ragged_eof_ok=False makes a close without close_notify an
+        ssl.SSLEOFError."""
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         self.sock = ctx.wrap_socket(self.sock,
-                                    server_hostname=server_hostname)
+                                    server_hostname=server_hostname,
+                                    suppress_ragged_eofs=ragged_eof_ok)
         return self.sock
 
     def ehlo(self, name="client.strictmta.test"):
