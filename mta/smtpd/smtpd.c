@@ -88,6 +88,7 @@ static const char *const state_names[] = {
 struct listener {
 	struct smtpd *sd;
 	struct evconnlistener *lev;
+	struct event *retry_ev; /* re-enables accepting after EMFILE */
 	int implicit_tls;
 };
 
@@ -729,8 +730,16 @@ feed_data(struct session *s)
 static void
 auth_finish(struct session *s, const char *user, const char *pass)
 {
+	const char *c;
+	int printable = user[0] != '\0';
+
+	/* The name goes into logs and the password file has no control
+	 * characters: refuse them before looking. */
+	for (c = user; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f || *c == ':')
+			printable = 0;
 	enter_state(s, S_CMD);
-	if (smtpd_passwd_check(s->sd->passwd, user, pass)) {
+	if (printable && smtpd_passwd_check(s->sd->passwd, user, pass)) {
 		s->authenticated = 1;
 		snprintf(s->sasl_user, sizeof(s->sasl_user), "%s", user);
 		reply(s, "235 2.7.0 Authentication successful");
@@ -1303,12 +1312,26 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 }
 
 static void
+accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(l->lev);
+}
+
+static void
 accept_error_cb(struct evconnlistener *lev, void *arg)
 {
-	(void)lev;
-	(void)arg;
-	/* EMFILE and the like: logged, and the listener keeps going. */
-	log_warn("accept: %s", strerror(EVUTIL_SOCKET_ERROR()));
+	struct listener *l = arg;
+	struct timeval tv = {1, 0};
+
+	/* EMFILE and the like would make the loop spin on a readable
+	 * listener: pause accepting for a second instead. */
+	log_warn("accept: %s; pausing for 1s", strerror(EVUTIL_SOCKET_ERROR()));
+	evconnlistener_disable(lev);
+	evtimer_add(l->retry_ev, &tv);
 }
 
 /* ---- public API ---- */
@@ -1439,6 +1462,7 @@ smtpd_add_listener(smtpd_t *sd, int fd, int implicit_tls, buf_t *err)
 		return -1;
 	}
 	evconnlistener_set_error_cb(l->lev, accept_error_cb);
+	l->retry_ev = evtimer_new(sd->base, accept_retry_cb, l);
 	sd->listeners[sd->nlisteners++] = l;
 	return 0;
 }
@@ -1450,6 +1474,7 @@ smtpd_stop_accepting(smtpd_t *sd)
 
 	for (i = 0; i < sd->nlisteners; i++) {
 		evconnlistener_free(sd->listeners[i]->lev);
+		event_free(sd->listeners[i]->retry_ev);
 		free(sd->listeners[i]);
 	}
 	sd->nlisteners = 0;

@@ -477,6 +477,73 @@ test_implicit_tls(void)
 	conn_close(&c);
 }
 
+/* Each end-of-data sequence of the shared smuggling vectors
+ * (smtp-smuggling.json, end_of_data_sequences), placed before a smuggled
+ * second transaction: the server must answer the whole thing once, with a
+ * refusal, and never run the smuggled commands. */
+static void
+test_smuggling_vectors(void)
+{
+	static const struct {
+		const char *id, *bytes;
+		size_t len;
+	} seqs[] = {
+	    {"lf-dot-lf", "\n.\n", 3},
+	    {"lf-dot-cr", "\n.\r", 3},
+	    {"cr-dot-lf", "\r.\n", 3},
+	    {"cr-dot-cr", "\r.\r", 3},
+	    {"lf-dot-crlf", "\n.\r\n", 4},
+	    {"cr-dot-crlf", "\r.\r\n", 4},
+	    {"crlf-dot-lf", "\r\n.\n", 4},
+	    {"crlf-dot-cr", "\r\n.\r", 4},
+	    {"crlf-nul-dot-crlf", "\r\n\0.\r\n", 6},
+	    {"crlf-dot-nul-crlf", "\r\n.\0\r\n", 6},
+	    {"crlf-dot-cr-crlf", "\r\n.\r\r\n", 6},
+	    {"crcrlf-dot-crcrlf", "\r\r\n.\r\r\n", 7},
+	};
+	static const char smuggled[] = "MAIL FROM:<evil@example.org>\r\n"
+	                               "RCPT TO:<victim@example.net>\r\n"
+	                               "DATA\r\nSubject: smuggled\r\n\r\n"
+	                               "x\r\n.\r\n";
+	size_t i;
+
+	for (i = 0; i < sizeof(seqs) / sizeof(seqs[0]); i++) {
+		struct conn c;
+		char text[512];
+		int code;
+
+		if (conn_open(&c, SERVER_ADDR, port) < 0) {
+			CHECK(0);
+			return;
+		}
+		expect(&c, 220, NULL);
+		conn_send(&c, "EHLO client.example\r\n", 0);
+		expect(&c, 250, NULL);
+		conn_send(&c,
+		    "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>"
+		    "\r\nDATA\r\n",
+		    0);
+		expect(&c, 250, NULL);
+		expect(&c, 250, NULL);
+		expect(&c, 354, NULL);
+		conn_send(&c, "Subject: vector\r\n\r\nbody", 0);
+		conn_send(&c, seqs[i].bytes, seqs[i].len);
+		conn_send(&c, smuggled, 0);
+		conn_send(&c, "QUIT\r\n", 0);
+		code = reply(&c, text, sizeof(text));
+		CHECK_INT(code / 100, 5);
+		if (code / 100 != 5)
+			fprintf(stderr, "  vector %s: %s\n", seqs[i].id, text);
+		/* The very next reply is QUIT's: nothing was smuggled. */
+		code = reply(&c, text, sizeof(text));
+		CHECK_INT(code, 221);
+		if (code != 221)
+			fprintf(
+			    stderr, "  vector %s then: %s\n", seqs[i].id, text);
+		conn_close(&c);
+	}
+}
+
 /* Clear text on the implicit TLS port: the handshake fails and the
  * server hangs up. A client gone in the middle of DATA: nothing queued
  * (main() checks that exactly two messages were). */
@@ -519,6 +586,7 @@ client_main(void *arg)
 	test_plain_transaction();
 	test_relay_denied();
 	test_smuggling();
+	test_smuggling_vectors();
 	test_limits();
 	test_starttls_auth();
 	test_implicit_tls();
