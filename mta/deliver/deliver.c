@@ -192,10 +192,19 @@ rand32(void *arg)
 	return v;
 }
 
-static double
-secs(int64_t usec)
+/* Seconds for delay= and delays=, Postfix-like: 0.12, 3.4, 120. */
+static const char *
+secs(char *out, size_t len, int64_t usec)
 {
-	return usec < 0 ? 0.0 : (double)usec / 1e6;
+	double v = usec < 0 ? 0.0 : (double)usec / 1e6;
+
+	if (v < 0.01)
+		snprintf(out, len, "0");
+	else if (v < 10)
+		snprintf(out, len, "%.2g", v);
+	else
+		snprintf(out, len, "%.0f", v);
+	return out;
 }
 
 /*
@@ -305,15 +314,17 @@ log_rcpt(deliver_t *d, struct job *j, size_t k, const struct attempt *a,
 	int64_t qa = j->t_created - arr, ca = a->setup_usec;
 	int64_t sent = j->t_sent ? j->t_sent : now_us;
 	int64_t qb = sent - j->t_created - ca;
+	char s1[32], s2[32], s3[32], s4[32], s5[32];
 
 	(void)d;
 	buf_printf(b, "%s: to=<", env->qid);
 	buf_put_printable(b, j->r[k].address, strlen(j->r[k].address));
 	buf_printf(b,
-	    ">, relay=%s, delay=%.2g, delays=%.2g/%.2g/%.2g/%.2g, "
+	    ">, relay=%s, delay=%s, delays=%s/%s/%s/%s, "
 	    "dsn=%s, status=%s (",
-	    a->relay, secs(now_us - arr), secs(qa), secs(qb), secs(ca),
-	    secs(now_us - sent), dsn, status);
+	    a->relay, secs(s1, 32, now_us - arr), secs(s2, 32, qa),
+	    secs(s3, 32, qb), secs(s4, 32, ca), secs(s5, 32, now_us - sent),
+	    dsn, status);
 	buf_puts(b, text);
 	buf_puts(b, ")");
 	if (a->pol != NULL)
@@ -481,7 +492,19 @@ wants_failure_dsn(const struct queue_rcpt *r)
 /* Returns 0 when the failures may now be written (DSN durable or none
  * needed), -1 to keep them pending (they are retried later). */
 static int
-send_bounce(deliver_t *d, struct dmsg *m)
+wants_delay_dsn(const struct queue_rcpt *r)
+{
+	if (r->notify & DSN_NOTIFY_NEVER)
+		return 0;
+	return r->notify == 0 || (r->notify & DSN_NOTIFY_DELAY);
+}
+
+/*
+ * Queues one DSN to the sender: failures (delayed == 0) or a delay
+ * warning for the recipients still deferred (delayed == 1).
+ */
+static int
+send_bounce(deliver_t *d, struct dmsg *m, int delayed)
 {
 	struct queue_env *env = m->env, *benv;
 	struct deliver_dsn_rcpt *dr;
@@ -503,11 +526,13 @@ send_bounce(deliver_t *d, struct dmsg *m)
 	for (i = 0; i < env->nrcpt; i++) {
 		const struct queue_rcpt *r = &env->rcpts[i];
 
-		if (!m->failed[i] || !wants_failure_dsn(r))
+		if (delayed ? (r->state != RCPT_DEFERRED || m->failed[i] ||
+		                  !wants_delay_dsn(r))
+		            : (!m->failed[i] || !wants_failure_dsn(r)))
 			continue;
 		dr[n].address = r->address;
 		dr[n].orcpt = r->orcpt;
-		dr[n].action = "failed";
+		dr[n].action = delayed ? "delayed" : "failed";
 		dr[n].status = r->dsn_status ? r->dsn_status : "5.0.0";
 		dr[n].remote_mta = m->fail_remote[i];
 		dr[n].diagnostic = m->fail_diag[i];
@@ -532,7 +557,8 @@ send_bounce(deliver_t *d, struct dmsg *m)
 	dsn.envid = env->envid;
 	dsn.arrival = env->arrival;
 	dsn.now = clock_now();
-	dsn.ret = env->ret;
+	dsn.ret = delayed ? DSN_RET_HDRS : env->ret;
+	dsn.delayed = delayed;
 	dsn.rcpts = dr;
 	dsn.nrcpt = n;
 	dsn.content = m->content;
@@ -558,8 +584,8 @@ send_bounce(deliver_t *d, struct dmsg *m)
 		    "%s: cannot queue the DSN: %s", env->qid, buf_data(err));
 	} else {
 		d->st.dsns++;
-		log_info(
-		    "%s: sender non-delivery notification: %s", env->qid, bqid);
+		log_info("%s: sender %s notification: %s", env->qid,
+		    delayed ? "delay" : "non-delivery", bqid);
 		log_info("%s: from=<>, size=%zu, nrcpt=1 (queue active)", bqid,
 		    buf_len(out));
 	}
@@ -619,7 +645,13 @@ msg_job_finished(deliver_t *d, struct dmsg *m)
 		write_env(d, m, 0);
 		return;
 	}
-	if (anyfail && send_bounce(d, m) < 0)
+	/* Optional delay warning, once per message (QENV_WARNED). */
+	if (d->cfg->delay_warning_time > 0 && !(m->env->flags & QENV_WARNED) &&
+	    clock_now() - m->env->arrival >= d->cfg->delay_warning_time &&
+	    m->env->sender[0] != '\0' && !(m->env->flags & QENV_BOUNCE) &&
+	    queue_env_next_due(m->env) >= 0 && send_bounce(d, m, 1) == 0)
+		m->env->flags |= QENV_WARNED;
+	if (anyfail && send_bounce(d, m, 0) < 0)
 		write_env(d, m, 0);
 	else
 		write_env(d, m, 1);
@@ -1644,6 +1676,12 @@ deliver_set_policy(deliver_t *d, deliver_policy_fn *fn,
 	d->policy = fn;
 	d->policy_cancel = cancel;
 	d->policy_arg = arg;
+}
+
+SSL_CTX *
+deliver_ssl_ctx(deliver_t *d)
+{
+	return d->ssl;
 }
 
 void

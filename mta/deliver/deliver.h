@@ -85,6 +85,9 @@ typedef uint64_t deliver_policy_fn(void *parg,
 typedef void deliver_policy_cancel_fn(void *parg, uint64_t id);
 void deliver_set_policy(
     deliver_t *, deliver_policy_fn *, deliver_policy_cancel_fn *, void *parg);
+/* The TLS client context of every session (for dane_ctx_enable()); owned
+ * by deliver, valid until deliver_free(). */
+SSL_CTX *deliver_ssl_ctx(deliver_t *);
 
 /*
  * Pure helpers, exposed for unit tests.

@@ -68,6 +68,7 @@ class DeliverNet(unittest.TestCase):
                 "smtp_connection_cache_time_limit": "3s",
                 "smtp_connect_timeout": "5s",
                 "dns_timeout": "5s",
+                "delay_warning_time": "1s",
             })
             d.write_conf()
             cls.d = d
@@ -223,6 +224,11 @@ class DeliverNet(unittest.TestCase):
         self.assertRegex(show, r"(?i)deferred")
         self.assertIn("451", show)
         self.assertEqual(self.net.messages("127.25.0.16"), [])
+        # delay_warning_time = 1s: one "delayed" DSN (RFC 3464 2.3.3).
+        rec, dsn = self.dsn_for("tempfailtoken")
+        st = check_dsn(self, dsn)
+        self.assertEqual(st["recipients"][0]["Action"], "delayed")
+        self.assertEqual(st["recipients"][0]["Status"], "4.3.0")
         self.net.sink("127.25.0.16", {"rcpt": None, "reject_users": []})
         try:
             addr, rec = self.wait_msg(["127.25.0.16"], "tempfailtoken", 30)
