@@ -641,10 +641,12 @@ daemon_free(daemon_t *d)
 	smtpd_free(d->smtpd);
 	/* In-flight deliveries are forgotten: retried after restart. */
 	deliver_free(d->deliver);
-	resolver_free(d->resolver);
 	/* Finishes the batch being written: what was committed stays. */
 	qcommit_free(d->commit);
 	queue_close(d->queue);
+	/* After the queue is closed: the queue's state must not depend on
+	 * how a DNS library tears down lookups still in flight. */
+	resolver_free(d->resolver);
 	for (i = 0; i < d->nlisteners; i++) {
 		if (d->listeners[i].fd >= 0)
 			close(d->listeners[i].fd);

@@ -108,14 +108,20 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_config(path, qdir, port, extra=""):
+def write_config(path, qdir, port, transport=None):
     with open(path, "w") as f:
         f.write("queue_directory = %s\n" % qdir)
         f.write("smtpd_listen = %s:%d\n" % (ADDR, port))
         f.write("maillog_file = -\n")
         f.write("myhostname = mx.test.example\n")
         f.write("import_interval = 1s\n")
-        f.write(extra)
+        # Delivery must not touch the network or DNS, and must keep the
+        # recipients pending while the test looks: every domain goes to
+        # a local port that accepts and never answers.
+        f.write("mta_sts_enable = no\n")
+        f.write("smtp_dns_support_level = enabled\n")
+        if transport:
+            f.write("transport_maps = %s\n" % transport)
 
 
 def start(daemon, cfg, logpath, procs, *args):
@@ -137,7 +143,15 @@ def run(tmp, daemon, cli, sendmail, as_root, procs):
     qdir = os.path.join(tmp, "queue")
     cfg = os.path.join(tmp, "main.cf")
     logpath = os.path.join(tmp, "maillog")
-    write_config(cfg, qdir, port)
+    # The next hop that never answers (connect succeeds in the backlog).
+    sink = socket.socket()
+    sink.bind((ADDR, 0))
+    sink.listen(64)
+    transport = os.path.join(tmp, "transport")
+    with open(transport, "w") as f:
+        for dom in ("example.net", "example.org", "example.com"):
+            f.write("%s [%s]:%d\n" % (dom, ADDR, sink.getsockname()[1]))
+    write_config(cfg, qdir, port, transport)
 
     def q(*args):
         return subprocess.run([cli, "-c", cfg, "queue"] + list(args),
