@@ -505,8 +505,8 @@ start_services(daemon_t *d, int *exit_code, buf_t *err)
 	d->commit = qcommit_new(d->queue, d->base);
 	/* Delivery: its resolver, then the scheduler (mta/deliver). */
 	if ((d->resolver = resolver_new(d->base, d->cfg, err)) == NULL ||
-	    (d->deliver = deliver_new(d->base, d->cfg, d->queue, d->resolver,
-		 err)) == NULL) {
+	    (d->deliver = deliver_new(
+	         d->base, d->cfg, d->queue, d->resolver, err)) == NULL) {
 		*exit_code = DAEMON_EX_CONFIG;
 		return -1;
 	}
@@ -644,9 +644,15 @@ daemon_free(daemon_t *d)
 	/* Finishes the batch being written: what was committed stays. */
 	qcommit_free(d->commit);
 	queue_close(d->queue);
-	/* After the queue is closed: the queue's state must not depend on
-	 * how a DNS library tears down lookups still in flight. */
-	resolver_free(d->resolver);
+	/*
+	 * After the queue is closed. On a stop after running, the resolver
+	 * is left to the process exit: getdns_context_destroy() can crash
+	 * with recursive lookups in flight when unbound runs on the libevent
+	 * extension (getdns issue #507), and a crash at exit would turn a
+	 * clean stop into a failure. A failed start-up has no lookups.
+	 */
+	if (!d->running)
+		resolver_free(d->resolver);
 	for (i = 0; i < d->nlisteners; i++) {
 		if (d->listeners[i].fd >= 0)
 			close(d->listeners[i].fd);
