@@ -3,6 +3,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -404,7 +406,8 @@ maildrop_write_id(
 {
 	buf_t *tmp = buf_new(0), *final = buf_new(0), *data = buf_new(0);
 	const char *why;
-	int fd = -1, rc = -1, saved;
+	int fd = -1, rc = -1, saved, masked = 0;
+	sigset_t block, saved_mask;
 
 	if ((why = maildrop_msg_check(m)) != NULL) {
 		buf_printf(err, "maildrop: refusing message: %s", why);
@@ -421,6 +424,16 @@ maildrop_write_id(
 		buf_printf(err, "maildrop: message too large");
 		goto out;
 	}
+	/* An interrupt between create and rename would leave a temporary
+	 * file: hold the usual ones until the file is in place. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGQUIT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGTSTP);
+	pthread_sigmask(SIG_BLOCK, &block, &saved_mask);
+	masked = 1;
 	fd = mkostemp(buf_data_mut(tmp), O_CLOEXEC);
 	if (fd < 0) {
 		buf_printf(
@@ -478,6 +491,8 @@ out:
 		unlink(buf_data(tmp));
 	}
 out_kept:
+	if (masked)
+		pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
 	buf_free(tmp);
 	buf_free(final);
 	buf_free(data);

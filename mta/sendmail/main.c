@@ -11,7 +11,9 @@
  * 77 control socket access denied, 78 config error.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,18 +157,35 @@ main(int argc, char **argv)
 {
 	struct sendmail_opts o;
 	struct sendmail_ident id;
-	struct config *cfg;
-	buf_t *err = buf_new(4096), *warn = buf_new(4096);
+	struct config *cfg = NULL;
+	buf_t *err, *warn;
 	char qid[QID_SIZE], *fullname = NULL;
 	const char *w;
 	int rc;
 
+	/* A setgid program must not let its own files become fd 0-2: an
+	 * error message would then land in a maildrop file. */
+	for (;;) {
+		int fd = open("/dev/null", O_RDWR);
+
+		if (fd < 0)
+			return EX_OSERR;
+		if (fd > 2) {
+			close(fd);
+			break;
+		}
+	}
+	/* A user's RLIMIT_FSIZE must give a write error (and a clean
+	 * exit), not a kill that leaves a temporary file behind. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (argc > 0 && argv[0] != NULL) {
 		const char *slash = strrchr(argv[0], '/');
 
 		if (strcmp(slash ? slash + 1 : argv[0], "mailq") == 0)
 			prog = "mailq";
 	}
+	err = buf_new(4096);
+	warn = buf_new(4096);
 	rc = sendmail_parse_args(argc, argv, &o, err, warn);
 	for (w = buf_data(warn); *w != '\0'; w += strcspn(w, "\n") + 1)
 		fprintf(stderr, "%s: warning: %.*s\n", prog,
@@ -175,10 +194,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", prog, buf_data(err));
 		fprintf(
 		    stderr, "usage: %s [options] [--] recipient...\n", prog);
-		return rc;
+		goto done;
 	}
 	if (o.mode == SENDMAIL_MODE_NOOP)
-		return 0;
+		goto done;
 	/* Usage errors before anything else: no config, no waiting on
 	 * stdin. */
 	if (o.mode == SENDMAIL_MODE_DELIVER && !o.extract && o.nrcpt == 0) {
@@ -186,7 +205,8 @@ main(int argc, char **argv)
 		    "%s: Recipient addresses must be specified on the "
 		    "command line or via the -t option\n",
 		    prog);
-		return EX_USAGE;
+		rc = EX_USAGE;
+		goto done;
 	}
 	cfg = load_config(o.config);
 	if (log_open(prog, cfg->maillog_file) < 0)
@@ -207,14 +227,18 @@ main(int argc, char **argv)
 	default:
 		get_ident(&id, &fullname);
 		rc = sendmail_submit(&o, cfg, &id, 0, qid, err);
-		if (rc != 0)
-			die(rc, buf_data(err));
+		if (rc != 0) {
+			fprintf(stderr, "%s: %s\n", prog, buf_data(err));
+			log_warn("%s", buf_data(err));
+		}
 		break;
 	}
+done:
 	free(fullname);
 	sendmail_opts_free(&o);
 	config_free(cfg);
 	buf_free(err);
 	buf_free(warn);
+	log_close();
 	return rc;
 }

@@ -102,11 +102,24 @@ submit(const struct sendmail_opts *o, const struct config *cfg,
 		rc = EX_TEMPFAIL;
 		goto out;
 	}
-	if (sender_arg == NULL)
-		sender_arg = id->user;
-	if (strcmp(sender_arg, "<>") == 0)
-		sender_arg = "";
-	if ((sender = sendmail_qualify(sender_arg, buf_data(domain))) == NULL) {
+	if (sender_arg == NULL) {
+		sender = sendmail_qualify(id->user, buf_data(domain));
+	} else {
+		/* -f may be "<>", "" or "Name <addr>": one address or
+		 * none (the null sender), parsed like a header. */
+		char **list = NULL;
+		size_t n = 0;
+
+		if (sendmail_addrlist_parse(
+		        sender_arg, strlen(sender_arg), &list, &n) == NULL &&
+		    n <= 1)
+			sender = sendmail_qualify(
+			    n ? list[0] : "", buf_data(domain));
+		for (i = 0; i < n; i++)
+			free(list[i]);
+		free(list);
+	}
+	if (sender == NULL) {
 		buf_printf(err, "bad sender address");
 		rc = EX_USAGE;
 		goto out;

@@ -487,6 +487,27 @@ test_submit(void)
 		m = submit(dir, "x\n", argv, &rc, err);
 		CHECK_INT(rc, EX_USAGE);
 	}
+	{
+		/* -f with a display name; -f "" is the null sender. */
+		const char *argv1[] = {
+		    "sendmail", "-f", "Joe <joe>", "a@b", NULL};
+		const char *argv2[] = {"sendmail", "-f", "", "a@b", NULL};
+		const char *argv3[] = {
+		    "sendmail", "-f", "a@x, b@y", "a@b", NULL};
+
+		m = submit(dir, "x\n", argv1, &rc, err);
+		CHECK_INT(rc, 0);
+		CHECK(m && strcmp(m->sender, "joe@example.org") == 0);
+		maildrop_msg_free(m);
+		m = submit(dir, "x\n", argv2, &rc, err);
+		CHECK_INT(rc, 0);
+		CHECK(m && strcmp(m->sender, "") == 0);
+		maildrop_msg_free(m);
+		buf_reset(err);
+		m = submit(dir, "x\n", argv3, &rc, err);
+		CHECK_INT(rc, EX_USAGE);
+		CHECK_STR(buf_data(err), "bad sender address");
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	CHECK(system(cmd) == 0);
 	buf_free(err);
