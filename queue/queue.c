@@ -403,6 +403,8 @@ queue_new_id(char qid[QUEUE_ID_SIZE])
 	qid_new(qid);
 }
 
+static int checkpoint(queue_t *, uint64_t compact_after);
+
 /* Storing. */
 
 struct put_arg {
@@ -462,6 +464,19 @@ space_for(queue_t *q, size_t len)
 	return avail >= q->minfree && avail - q->minfree >= 2 * (uint64_t)len;
 }
 
+/*
+ * Before a change that removes or rewrites what is queued: when the file
+ * system is into the reserve, checkpoint first so that old log files go.
+ * A delete logs the data it deletes (for undo), so a run of deliveries on
+ * a full disk would otherwise fill it with log and fail.
+ */
+static void
+relieve(queue_t *q)
+{
+	if (!space_for(q, 0))
+		(void)checkpoint(q, QUEUE_LOG_FILE_MAX);
+}
+
 int
 queue_put(queue_t *q, const struct queue_env *env, const void *content,
     size_t len, buf_t *err)
@@ -484,9 +499,10 @@ queue_put(queue_t *q, const struct queue_env *env, const void *content,
 		}
 		return QUEUE_ERR;
 	}
-	/* Short of space: a checkpoint may free whole log files first. */
+	/* Short of space: a checkpoint may free whole log files, and
+	 * compaction the pages of whatever left the queue since the last. */
 	if (!space_for(q, len) &&
-	    (queue_checkpoint(q) != QUEUE_OK || !space_for(q, len))) {
+	    (checkpoint(q, 1) != QUEUE_OK || !space_for(q, len))) {
 		if (err) {
 			buf_reset(err);
 			buf_printf(err,
@@ -507,7 +523,9 @@ queue_put(queue_t *q, const struct queue_env *env, const void *content,
 	if (code == QUEUE_OK) {
 		buf_t *line = buf_new(2048);
 
-		buf_put_printable(line, env->sender, strlen(env->sender));
+		if (env->sender)
+			buf_put_printable(
+			    line, env->sender, strlen(env->sender));
 		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)",
 		    env->qid, buf_data(line), (unsigned long long)env->size,
 		    env->nrcpt);
@@ -721,6 +739,7 @@ queue_update(queue_t *q, const struct queue_env *env)
 
 	if (!qid_valid(env->qid))
 		return QUEUE_ENOTFOUND;
+	relieve(q);
 	if (!all_final(env)) {
 		ua.record = buf_new(0);
 		queue_env_encode(env, ua.record);
@@ -762,6 +781,7 @@ queue_delete(queue_t *q, const char *qid)
 		return QUEUE_ENOTFOUND;
 	memcpy(da.qid, qid, sizeof(da.qid));
 	da.size = 0;
+	relieve(q);
 	ret = queue_txn(q, delete_op, &da);
 	if (ret == 0)
 		note_removed(q, da.qid, da.size);
@@ -899,23 +919,32 @@ queue_next_wakeup(queue_t *q)
 	DBC *cur;
 	DBT key, data;
 	int64_t when = -1;
-	int ret;
+	int ret = DB_LOCK_DEADLOCK, tries;
 
-	if (q->schedule->cursor(q->schedule, NULL, &cur, DB_READ_COMMITTED) !=
-	    0)
-		return -1;
-	memset(&key, 0, sizeof(key));
-	memset(&data, 0, sizeof(data));
-	key.flags = DB_DBT_MALLOC;
-	data.flags = DB_DBT_MALLOC;
-	ret = cur->get(cur, &key, &data, DB_FIRST);
-	if (ret == 0 && key.size == SCHED_KEY_LEN)
-		when = sched_time(key.data);
-	if (ret == 0) {
-		free(key.data);
-		free(data.data);
+	for (tries = 0;
+	     tries < QUEUE_DEADLOCK_RETRIES && ret == DB_LOCK_DEADLOCK;
+	     tries++) {
+		ret = q->schedule->cursor(
+		    q->schedule, NULL, &cur, DB_READ_COMMITTED);
+		if (ret != 0)
+			break;
+		memset(&key, 0, sizeof(key));
+		memset(&data, 0, sizeof(data));
+		key.flags = DB_DBT_MALLOC;
+		data.flags = DB_DBT_MALLOC;
+		ret = cur->get(cur, &key, &data, DB_FIRST);
+		if (ret == 0) {
+			if (key.size == SCHED_KEY_LEN)
+				when = sched_time(key.data);
+			free(key.data);
+			free(data.data);
+		}
+		(void)cur->close(cur);
 	}
-	(void)cur->close(cur);
+	/* On a failure, -1 leaves it to the periodic queue run
+	 * (queue_run_delay) rather than spinning on a broken database. */
+	if (ret != 0 && ret != DB_NOTFOUND)
+		(void)queue_result(q, ret, "schedule read", NULL, NULL);
 	return when;
 }
 
@@ -1061,6 +1090,13 @@ queue_stats(queue_t *q, struct queue_stats *st)
 int
 queue_checkpoint(queue_t *q)
 {
+	return checkpoint(q, QUEUE_COMPACT_AFTER);
+}
+
+/* Checkpoints, and compacts when at least compact_after bytes left. */
+static int
+checkpoint(queue_t *q, uint64_t compact_after)
+{
 	DB *dbs[3] = {q->envelopes, q->contents, q->schedule};
 	int ret, i;
 
@@ -1076,7 +1112,7 @@ queue_checkpoint(queue_t *q)
 	 * drained after a flood shrinks. Compaction walks whole files, so it
 	 * waits until enough was removed to be worth it. Best effort: a
 	 * deadlock with a writer just leaves pages for next time. */
-	if (atomic_load(&q->removed_bytes) < QUEUE_COMPACT_AFTER)
+	if (atomic_load(&q->removed_bytes) < compact_after)
 		return QUEUE_OK;
 	atomic_store(&q->removed_bytes, 0);
 	for (i = 0; i < 3; i++) {
