@@ -98,6 +98,7 @@ struct session {
 	struct bufferevent *bev;
 	struct event *resume_ev, *close_ev;
 	unsigned close_polls;
+	int tls_closed; /* close_notify sent */
 	enum sess_state state;
 
 	struct sockaddr_storage ss;
@@ -1145,7 +1146,24 @@ close_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (flushed(s) || ++s->close_polls > CLOSE_POLL_MAX) {
+	if (flushed(s)) {
+		SSL *ssl = tls_ssl(s);
+
+		/* RFC 8446 6.1: end TLS with close_notify before closing,
+		 * so that clients can tell the end from a truncation. */
+		if (ssl != NULL && !s->tls_closed) {
+			s->tls_closed = 1;
+			SSL_shutdown(ssl);
+			ERR_clear_error();
+			if (!flushed(s) && s->close_polls < CLOSE_POLL_MAX) {
+				evtimer_add(s->close_ev, &tv);
+				return;
+			}
+		}
+		session_free(s);
+		return;
+	}
+	if (++s->close_polls > CLOSE_POLL_MAX) {
 		session_free(s);
 		return;
 	}

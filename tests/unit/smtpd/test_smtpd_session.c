@@ -474,6 +474,14 @@ test_implicit_tls(void)
 	expect(&c, 235, NULL);
 	conn_send(&c, "QUIT\r\n", 0);
 	expect(&c, 221, NULL);
+	/* The server ends TLS with close_notify (RFC 8446 6.1). */
+	{
+		char b[16];
+		int n = SSL_read(c.ssl, b, sizeof(b));
+
+		CHECK(n <= 0);
+		CHECK_INT(SSL_get_error(c.ssl, n), SSL_ERROR_ZERO_RETURN);
+	}
 	conn_close(&c);
 }
 
