@@ -58,6 +58,14 @@ expect _25._tcp.mx.notlsa.dane.test TLSA "NXDOMAIN ad"
 expect _25._tcp.mx.tlsabogus.dane.test TLSA "SERVFAIL noad"
 expect _mta-sts.enforce.sts.test TXT "NOERROR noad"
 
+got=$(dig @"$NET_RESOLVER_NOVALIDATE" +dnssec bogus.test MX |
+    grep -c "^bogus.test.*IN.MX")
+if [ "$got" = 1 ]; then
+	ok "non-validating resolver passes bogus data on"
+else
+	nok "non-validating resolver: bogus.test MX lines: $got"
+fi
+
 mx=$(dig @"$NET_RESOLVER" +short nullmx.secure.test MX)
 if [ "$mx" = "0 ." ]; then ok "null MX"; else nok "null MX: '$mx'"; fi
 mx=$(dig @"$NET_RESOLVER" +short pref.secure.test MX | sort | tr '\n' ' ')
