@@ -920,7 +920,6 @@ do_command(struct session *s, const char *line, size_t len)
 {
 	struct smtp_cmd cmd;
 	const char *err = smtp_cmd_parse(line, len, &cmd);
-	const struct config *cfg = s->sd->cfg;
 
 	s->verb = cmd.verb;
 	s->verb_counted = 0;
@@ -928,7 +927,7 @@ do_command(struct session *s, const char *line, size_t len)
 	set_last_cmd(s, smtp_verb_name(cmd.verb));
 	if (err) {
 		reply(s, err);
-		goto out;
+		return;
 	}
 	switch (cmd.verb) {
 	case SMTP_VERB_EHLO:
@@ -974,9 +973,15 @@ do_command(struct session *s, const char *line, size_t len)
 		reply(s, "502 5.5.2 Error: command not recognized");
 		break;
 	}
-out:
-	if (s->state != S_CLOSING &&
-	    s->errors >= (unsigned)cfg->smtpd_hard_error_limit) {
+}
+
+/* smtpd_hard_error_limit: checked after every line, so that failed AUTH
+ * responses and bad data count as much as bad commands. */
+static void
+check_error_limit(struct session *s)
+{
+	if (s->state != S_CLOSING && s->state != S_COMMIT &&
+	    s->errors >= (unsigned)s->sd->cfg->smtpd_hard_error_limit) {
 		log_info(
 		    "too many errors after %s from %s", s->last_cmd, s->client);
 		replyf(
@@ -1000,6 +1005,7 @@ session_process(struct session *s)
 			return;
 		if (s->state == S_DATA) {
 			feed_data(s);
+			check_error_limit(s);
 			continue;
 		}
 		if (s->discard_line) {
@@ -1016,6 +1022,7 @@ session_process(struct session *s)
 			s->verb_counted = 0;
 			s->cnt_all[SMTP_VERB_UNKNOWN]++;
 			reply(s, "500 5.5.2 Error: line too long");
+			check_error_limit(s);
 			lines++;
 			continue;
 		}
@@ -1045,6 +1052,7 @@ session_process(struct session *s)
 			s->verb_counted = 0;
 			s->cnt_all[SMTP_VERB_UNKNOWN]++;
 			reply(s, "500 5.5.2 Error: bare <LF> received");
+			check_error_limit(s);
 			continue;
 		}
 		if (s->state != S_CMD)
@@ -1052,6 +1060,7 @@ session_process(struct session *s)
 		else
 			do_command(s, s->line, linelen);
 		explicit_bzero(s->line, linelen);
+		check_error_limit(s);
 	}
 	resume_soon(s); /* more to do: after the other sessions */
 }
