@@ -28,9 +28,13 @@ typedef struct qcommit qcommit_t;
 /* err: QUEUE_OK, QUEUE_ENOSPC or QUEUE_ERR; qid is the message's ID. */
 typedef void qcommit_done_fn(void *arg, int err, const char *qid);
 
-/* Needs evthread_use_pthreads() before the base was created. */
+/* Needs evthread_use_pthreads() before the base was created. Returns NULL
+ * (logged) if the thread or its wake-up pipe cannot be made. */
 qcommit_t *qcommit_new(queue_t *, struct event_base *);
-/* Finishes the pending batch, then stops the thread. NULL is a no-op. */
+/* Finishes the pending batch, then stops the thread. NULL is a no-op.
+ * Every message submitted is committed first, and callbacks not yet run
+ * (and not cancelled) are called from here; so do not call it from inside
+ * a done callback. */
 void qcommit_free(qcommit_t *);
 
 uint64_t qcommit_submit(qcommit_t *, struct queue_env *env, char *content,

@@ -550,6 +550,31 @@ test_threads(void)
 	queue_close(q);
 }
 
+/* A message larger than the database cache goes in and comes back. */
+static void
+test_big_message(void)
+{
+	queue_t *q = open_ok(qdir("big"));
+	size_t len = 40u * 1024 * 1024, i;
+	char *content = malloc(len);
+	struct queue_env *env = make_env(0, 1);
+	buf_t *back = buf_new(0);
+
+	for (i = 0; i < len; i++)
+		content[i] = (char)(i * 7 + i / 4093);
+	env->size = len;
+	CHECK_INT(queue_put(q, env, content, len, NULL), QUEUE_OK);
+	CHECK_INT(queue_sync(q, NULL), QUEUE_OK);
+	CHECK_INT(queue_get_content(q, env->qid, back), QUEUE_OK);
+	CHECK(
+	    buf_len(back) == len && memcmp(buf_data(back), content, len) == 0);
+	CHECK_INT(queue_delete(q, env->qid), QUEUE_OK);
+	queue_env_free(env);
+	buf_free(back);
+	free(content);
+	queue_close(q);
+}
+
 static int
 count_logs(const char *dir)
 {
@@ -687,6 +712,7 @@ main(void)
 	test_due_order();
 	test_partial_final();
 	test_persistence();
+	test_big_message();
 	test_crash();
 	test_kill9();
 	test_threads();
