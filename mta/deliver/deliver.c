@@ -569,7 +569,7 @@ send_bounce(deliver_t *d, struct dmsg *m, int delayed)
 	free(dr);
 	benv = queue_env_new();
 	memcpy(benv->qid, bqid, sizeof(bqid));
-	benv->sender = xstrdup("");
+	/* queue_env_new() already made the null sender. */
 	benv->arrival = clock_now();
 	benv->size = buf_len(out);
 	benv->flags = QENV_BOUNCE;
@@ -1274,6 +1274,8 @@ sess_cb(void *arg, smtp_sess_t *s, enum smtp_event ev)
 	deliver_t *d = t->d;
 	struct attempt a;
 	const struct smtp_failure *f;
+	struct smtp_tls_info tls;
+	char relay[320];
 
 	memset(&a, 0, sizeof(a));
 	a.relay = smtp_sess_relay(s);
@@ -1303,10 +1305,15 @@ sess_cb(void *arg, smtp_sess_t *s, enum smtp_event ev)
 	case SMTP_EV_FAIL:
 		break;
 	}
-	f = smtp_sess_failure(s);
+	/* Copies: everything below may free the session. */
 	c->sess = NULL;
-	c->lastfail = *f;
+	c->lastfail = *smtp_sess_failure(s);
 	c->have_fail = 1;
+	f = &c->lastfail;
+	tls = *smtp_sess_tls(s);
+	snprintf(relay, sizeof(relay), "%s", smtp_sess_relay(s));
+	a.tls = &tls;
+	a.relay = relay;
 	if (c->job == NULL || f->stage == SMTP_FAIL_REUSE) {
 		/* Idle or reused session died before MAIL: the job was
 		 * not attempted; conn_free puts it back. */

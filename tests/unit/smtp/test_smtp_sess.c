@@ -340,6 +340,13 @@ main(void)
 	test_helo_fallback_and_no_pipelining();
 	test_tls_required();
 	test_refused();
+	/* Let the server side see the clients' closes and free itself. */
+	for (int i = 0; i < 50; i++) {
+		struct timeval tv = {0, 10000};
+
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+	}
 	evconnlistener_free(l);
 	buf_free(srv.transcript);
 	buf_free(srv.data);
