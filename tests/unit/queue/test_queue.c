@@ -683,6 +683,39 @@ test_open_errors(void)
 	CHECK(strstr(buf_data(err), "envelopes.db") != NULL);
 	fprintf(stderr, "expected error: %s\n", buf_data(err));
 
+	/* Permissions: root's queue opened by an unprivileged user (as
+	 * root, drop to nobody in a child to see it). */
+	if (geteuid() == 0) {
+		int fds[2], status;
+		pid_t pid;
+		char msg[512] = "";
+		ssize_t n;
+
+		dir = qdir("private");
+		q = open_ok(dir);
+		queue_close(q);
+		CHECK(pipe(fds) == 0);
+		fflush(NULL);
+		if ((pid = fork()) == 0) {
+			close(fds[0]);
+			if (setgid(65534) < 0 || setuid(65534) < 0)
+				_exit(2);
+			q = queue_open(dir, err);
+			if (write(fds[1], buf_data(err), buf_len(err)) < 0)
+				_exit(3);
+			_exit(q == NULL ? 0 : 1);
+		}
+		close(fds[1]);
+		n = read(fds[0], msg, sizeof(msg) - 1);
+		msg[n > 0 ? n : 0] = '\0';
+		close(fds[0]);
+		CHECK(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		CHECK(strstr(msg, dir) != NULL);
+		CHECK(strstr(msg, "Permission denied") != NULL);
+		fprintf(stderr, "expected error: %s\n", msg);
+	}
+
 	/* Opened twice: the second is refused, not a second recovery. */
 	dir = qdir("twice");
 	q = open_ok(dir);
