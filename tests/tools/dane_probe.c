@@ -126,7 +126,9 @@ tls_check(void)
 		close(fd);
 		return;
 	}
-	starttls = strcasestr(ehlo, "STARTTLS") != NULL;
+	/* A keyword line, not the server's name ("mx.nostarttls..."). */
+	starttls = strcasestr(ehlo, "250-STARTTLS\r") != NULL ||
+	    strcasestr(ehlo, "250 STARTTLS\r") != NULL;
 	printf(", \"connected\": true, \"starttls\": %s",
 	    starttls ? "true" : "false");
 	if (!starttls) {
