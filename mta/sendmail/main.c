@@ -209,8 +209,14 @@ main(int argc, char **argv)
 		goto done;
 	}
 	cfg = load_config(o.config);
-	if (log_open(prog, cfg->maillog_file) < 0)
-		(void)log_open(prog, ""); /* a log file we may not write */
+	/* The daemon's standard error is not ours: a caller (cron, a web
+	 * application) would get log lines as mail or errors. Success is
+	 * silent, so "-" means syslog here; so does a log file we may not
+	 * write. */
+	if (strcmp(cfg->maillog_file, "-") == 0 ||
+	    strcmp(cfg->maillog_file, "/dev/stderr") == 0 ||
+	    log_open(prog, cfg->maillog_file) < 0)
+		(void)log_open(prog, "");
 	if (o.verbose > 1)
 		log_set_verbose(1);
 	switch (o.mode) {

@@ -409,11 +409,35 @@ def misc(env):
         check("Message-ID: <" in msgs[0]["header"] and
               msgs[0]["qid"] + "@host.example.org>" in msgs[0]["header"],
               "Message-ID has the queue ID")
+    # maillog_file = - is the daemon's stderr, not ours: still silent.
+    quiet = os.path.join(env.dir, "quiet.cf")
+    with open(env.config) as f, open(quiet, "w") as g:
+        g.write(f.read().replace("maillog_file = ", "# "))
+        g.write("maillog_file = -\n")
+    rc, out, err, msgs = env.run(["-C", quiet, "a@example.com"],
+                                 DEFAULT_STDIN)
+    check(rc == 0 and len(msgs) == 1 and out == b"" and err == b"",
+          "silent with maillog_file = -: %r" % err)
     # -F cannot inject a header line.
     rc, _o, _e, msgs = env.run(["-F", "x\nBcc: evil@example.com",
                                 "a@example.com"], DEFAULT_STDIN)
     check(rc == 0 and msgs and "evil" not in str(msgs[0]["rcpts"]) and
           "\nBcc" not in msgs[0]["header"], "-F injection")
+
+
+def no_database(binary):
+    """sendmail must never touch the queue database: no Berkeley DB
+    library among its dependencies and no db_* symbol imported."""
+    p = subprocess.run(["readelf", "-d", binary], capture_output=True)
+    if p.returncode != 0:
+        print("readelf unavailable: skipping the library check")
+        return
+    check(b"libdb" not in p.stdout, "sendmail links libdb")
+    p = subprocess.run(["nm", "-u", binary], capture_output=True)
+    if p.returncode == 0:
+        bad = [l for l in p.stdout.decode().split("\n")
+               if l.strip().startswith("U db_")]
+        check(not bad, "sendmail imports %s" % bad)
 
 
 def unprivileged(binary, top):
@@ -519,6 +543,7 @@ def main():
             print("%s absent: skipping the vector checks" % vec_path)
         smtp_session(env)
         misc(env)
+        no_database(binary)
         unprivileged(binary, top)
     finally:
         shutil.rmtree(top, ignore_errors=True)
