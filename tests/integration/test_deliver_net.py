@@ -299,6 +299,61 @@ class DeliverNet(unittest.TestCase):
         self.assertGreaterEqual(sum(int(c.get("messages", "0"))
                                     for c in conns), n)
 
+    def test_09_tls_verification_recorded(self):
+        _, q1 = self.send(["ivy@selfsigned.secure.test"], "selfsignedtoken")
+        _, q2 = self.send(["jack@wrongname.secure.test"], "wrongnametoken")
+        # Opportunistic (level may): delivered, the outcome logged.
+        self.assertEqual(self.wait_msg(["127.25.0.20"], "selfsignedtoken")[0],
+                         "127.25.0.20")
+        self.assertEqual(self.wait_msg(["127.25.0.21"], "wrongnametoken")[0],
+                         "127.25.0.21")
+        self.assertIsNotNone(self.wait_log(
+            r"%s: to=<ivy@selfsigned\.secure\.test>, .*status=sent .*"
+            r"tls=TLSv1\.\d:\S+ verified=no reason=\"self.signed "
+            r"certificate\"" % q1))
+        self.assertIsNotNone(self.wait_log(
+            r"%s: to=<jack@wrongname\.secure\.test>, .*status=sent .*"
+            r"verified=no reason=\"hostname mismatch\"" % q2))
+
+    def test_10_failed_starttls_never_falls_back_to_clear(self):
+        # plain.secure.test: STARTTLS only, no PIPELINING/SIZE/DSN.
+        self.net.sink("127.25.0.25", {"disconnect": "starttls_reply"})
+        try:
+            time.sleep(4)  # no cached session to this sink
+            _, qid = self.send(["kim@plain.secure.test"], "plaintoken",
+                               rcpt_opts=["NOTIFY=NEVER"])
+            self.assertIsNotNone(self.wait_log(
+                r"%s: to=<kim@plain\.secure\.test>, relay=none, .*"
+                r"status=deferred \(lost connection with "
+                r"mx\.plain\.secure\.test\[127\.25\.0\.25\]:25 while "
+                r"sending STARTTLS" % qid))
+            self.assertEqual(self.net.messages("127.25.0.25"), [])
+        finally:
+            self.net.sink_reset("127.25.0.25")
+        addr, rec = self.wait_msg(["127.25.0.25"], "plaintoken", 30)
+        self.assertEqual(addr, "127.25.0.25")
+        self.assertIsNotNone(rec["tls"])
+        self.assertEqual(rec.get("violations") or [], [])
+
+    def test_11_helo_only_and_notify_never(self):
+        sent, _ = self.send(["lou@heloonly.secure.test"], "helotoken")
+        addr, rec = self.wait_msg(["127.25.0.26"], "helotoken")
+        self.assertEqual(addr, "127.25.0.26")
+        self.assertIsNone(rec["tls"])
+        self.check_identical(sent, rec)
+        # NOTIFY=NEVER: a permanent failure sends no DSN.
+        _, qid = self.send(["nosuchuser@many.secure.test"], "nevertoken",
+                           rcpt_opts=["NOTIFY=NEVER"])
+        self.assertIsNotNone(self.wait_log(
+            r"%s: to=<nosuchuser@many\.secure\.test>, .*dsn=5\.1\.1, "
+            r"status=bounced" % qid))
+        self.assertTrue(smta.wait_for(lambda: qid not in self.d.queue_ids(),
+                                      20))
+        time.sleep(2)
+        for a in SENDER_SINKS:
+            for m in self.net.messages(a):
+                self.assertNotIn(b"nevertoken", m_data(m))
+
 
 def m_data(rec):
     import base64
