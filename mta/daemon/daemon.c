@@ -39,6 +39,10 @@
 #define DAEMON_MAX_LISTENERS 64
 #define DAEMON_MAX_GROUPS 1024
 
+/* The resolver kept until exit (see daemon_free); a global so that leak
+ * checkers see it as kept, not lost. */
+static struct resolver *volatile daemon_exit_resolver;
+
 static char *
 path_join(const char *dir, const char *name)
 {
@@ -653,6 +657,8 @@ daemon_free(daemon_t *d)
 	 */
 	if (!d->running)
 		resolver_free(d->resolver);
+	else
+		daemon_exit_resolver = d->resolver; /* still reachable */
 	for (i = 0; i < d->nlisteners; i++) {
 		if (d->listeners[i].fd >= 0)
 			close(d->listeners[i].fd);

@@ -150,6 +150,7 @@ env_from_msg(const char *qid, struct maildrop_msg *msg)
 	size_t i;
 
 	memcpy(env->qid, qid, QUEUE_ID_SIZE);
+	free(env->sender); /* queue_env_new() sets "" */
 	env->sender = xstrdup(msg->sender ? msg->sender : "");
 	env->arrival = clock_now();
 	env->size = msg->len;

@@ -151,6 +151,7 @@ sample_env(void)
 	struct queue_rcpt *r;
 
 	memcpy(env->qid, ID1, QID_SIZE);
+	free(env->sender);
 	env->sender = strdup("alice@example.org");
 	env->arrival = 1700000000;
 	env->size = 2048;
