@@ -363,8 +363,26 @@ test_limits(void)
 	}
 	for (i = 0; i < 4; i++)
 		conn_close(&c[i]);
-	/* Let the server see the hang-ups before the next test. */
-	usleep(300000);
+	/* Wait (bounded) until the server has seen the hang-ups, so that
+	 * the next tests from this address are not refused. */
+	for (i = 0; i < 100; i++) {
+		struct conn t;
+		char text[256];
+		int code;
+
+		usleep(50000);
+		if (conn_open(&t, OUTSIDE_ADDR, port) < 0)
+			break;
+		code = reply(&t, text, sizeof(text));
+		conn_send(&t, "QUIT\r\n", 0);
+		if (code == 220)
+			reply(&t, text, sizeof(text));
+		conn_close(&t);
+		if (code == 220)
+			break;
+	}
+	CHECK(i < 100);
+	usleep(100000);
 }
 
 static void
