@@ -6,11 +6,16 @@ cache driven by tests/tools/sts_probe. Runs in its own network namespace.
 
 What a postmaster would see: which domains get a policy, in which mode,
 from the network or from the cache, and why a domain has none."""
+import http.server
 import json
 import os
+import signal
+import ssl
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 SRC = os.environ.get("STRICTMTA_SOURCE_DIR",
                      os.path.join(os.path.dirname(__file__), "../.."))
@@ -119,6 +124,103 @@ mta_sts_fetch_timeout = 10s
         r = probe(dead, cache, "-f", "enforce.sts.test")
         check(not r.get("enforce.sts.test", {}).get("policy", True),
               f"forget: {r}")
+
+        def netctl(*args):
+            subprocess.run([NETCTL, *args], check=True, timeout=60,
+                           capture_output=True)
+
+        # A new id in the TXT record: fetched again (RFC 8461 5.1).
+        r = probe(conf, cache, "enforce.sts.test")
+        netctl("dns-set", state, "_mta-sts.enforce.sts.test", "TXT",
+               '"v=STSv1; id=2;"')
+        r = probe(conf, cache, "enforce.sts.test")
+        v = r.get("enforce.sts.test", {})
+        check(v.get("source") == "fetch" and v.get("id") == "2",
+              f"changed id fetches again: {v}")
+
+        # A new id, but the policy body is now over 64 KiB: the fetch
+        # fails and the cached policy (id 2) stays in force.
+        pol = os.path.join(state, "www/mta-sts.enforce.sts.test",
+                           ".well-known/mta-sts.txt")
+        good = open(pol, "rb").read()
+        with open(pol, "wb") as fp:
+            fp.write(good + b"x-pad: " + b"a" * 70000 + b"\r\n")
+        netctl("dns-set", state, "_mta-sts.enforce.sts.test", "TXT",
+               '"v=STSv1; id=3;"')
+        r = probe(conf, cache, "enforce.sts.test")
+        v = r.get("enforce.sts.test", {})
+        check(v.get("source") == "cache" and v.get("id") == "2" and
+              "64 KiB" in v.get("note", ""), f"body over 64 KiB: {v}")
+        with open(pol, "wb") as fp:
+            fp.write(good)
+
+        # The attacker strips the TXT record and stops the policy host
+        # while the cached enforce policy is valid: still enforced.
+        netctl("dns-del", state, "_mta-sts.enforce.sts.test", "TXT")
+        for line in open(os.path.join(state, "pids")):
+            pid, name = line.split()[:2]
+            if name == "nginx":
+                os.kill(int(pid), signal.SIGTERM)
+        time.sleep(1)
+        r = probe(conf, cache, "enforce.sts.test")
+        v = r.get("enforce.sts.test", {})
+        check(v.get("policy") and v.get("mode") == "enforce" and
+              v.get("source") == "cache", f"TXT removed, host down: {v}")
+
+        # A policy host answering 500, and one that never answers.
+        certs = os.path.join(tmp, "web")
+        os.makedirs(certs)
+        names = ["mta-sts.srv500.sts.test", "mta-sts.slow.sts.test"]
+        ext = os.path.join(certs, "ext.cnf")
+        with open(ext, "w") as fp:
+            fp.write("subjectAltName=" +
+                     ",".join("DNS:" + n for n in names) + "\n")
+        key, csr, crt = (os.path.join(certs, x)
+                         for x in ("k.pem", "r.csr", "c.pem"))
+        subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", key, "-out", csr, "-subj",
+                        "/CN=" + names[0]], check=True, capture_output=True)
+        subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA",
+                        env["NET_CA"], "-CAkey", env["NET_CA_KEY"],
+                        "-CAcreateserial", "-days", "2", "-out", crt,
+                        "-extfile", ext], check=True, capture_output=True)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.headers.get("Host", "").startswith(
+                        "mta-sts.slow."):
+                    time.sleep(8)
+                self.send_response(500)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"version: STSv1\r\n")
+
+            def log_message(self, *a):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.44.0.2", 443), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(crt, key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        for label in ("srv500", "slow"):
+            netctl("dns-set", state, f"mta-sts.{label}.sts.test", "A",
+                   "127.44.0.2")
+            netctl("dns-set", state, f"_mta-sts.{label}.sts.test", "TXT",
+                   '"v=STSv1; id=1;"')
+        with open(conf, "a") as fp:
+            fp.write("mta_sts_fetch_timeout = 3s\n")
+        t0 = time.time()
+        r = probe(conf, cache, "srv500.sts.test", "slow.sts.test")
+        took = time.time() - t0
+        v = r.get("srv500.sts.test", {})
+        check(not v.get("policy", True) and "HTTP status 500" in
+              v.get("note", ""), f"HTTP 500: {v}")
+        v = r.get("slow.sts.test", {})
+        check(not v.get("policy", True) and "fetch failed" in
+              v.get("note", ""), f"timeout: {v}")
+        check(took < 8, f"the fetch timeout (3 s) bounds the wait: {took}")
+        srv.shutdown()
     finally:
         subprocess.run([NETCTL, "stop", state], timeout=60)
 
