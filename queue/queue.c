@@ -2,8 +2,9 @@
  * queue - the Berkeley DB queue store; see queue.h.
  *
  * Layout under queue_directory:
- *   db/            the environment (mode 0700): region files, logs, and
+ *   db/            the environment (mode 0700): log files log.NNNNNNNNNN
  *   db/envelopes.db, db/contents.db, db/schedule.db   (B-trees)
+ *                  (no region files: DB_PRIVATE, see queue_open)
  *   db/queue.lock  flock()ed while open: DB_RECOVER must never run while
  *                  another process has the environment open.
  *
@@ -72,6 +73,7 @@ struct queue {
 	atomic_int nospace;
 	/* Bytes removed since the last compaction (+1 KiB a message). */
 	atomic_uint_fast64_t removed_bytes;
+	atomic_int panicked; /* DB_EVENT_PANIC seen */
 };
 
 /* Berkeley DB's own explanations ("BDB0062 ..."): kept for the error
@@ -105,6 +107,8 @@ queue_event(DB_ENV *env, u_int32_t event, void *info)
 	queue_t *q = env->app_private;
 
 	(void)info;
+	if (event == DB_EVENT_PANIC && q)
+		atomic_store(&q->panicked, 1);
 	if (event == DB_EVENT_PANIC)
 		log_err("queue %s: database environment panic; every queue "
 		        "operation fails until the daemon restarts (recovery)",
@@ -147,8 +151,11 @@ queue_result(queue_t *q, int ret, const char *what, const char *qid, buf_t *err)
 			buf_printf(err, "queue %s: %s%s%s: %s", q->dbdir, what,
 			    qid ? " " : "", qid ? qid : "", db_strerror(ret));
 	}
-	if (code == QUEUE_ERR || code == QUEUE_ENOSPC)
-		log_warn("%s: queue %s failed: %s", qid ? qid : "queue", what,
+	if ((code == QUEUE_ERR || code == QUEUE_ENOSPC) && qid)
+		log_warn(
+		    "%s: queue %s failed: %s", qid, what, db_strerror(ret));
+	else if (code == QUEUE_ERR || code == QUEUE_ENOSPC)
+		log_warn("queue %s: %s failed: %s", q->dbdir, what,
 		    db_strerror(ret));
 	return code;
 }
@@ -386,6 +393,12 @@ fail:
 	buf_free(path);
 	queue_free(q);
 	return NULL;
+}
+
+int
+queue_failed(queue_t *q)
+{
+	return atomic_load(&q->panicked);
 }
 
 void

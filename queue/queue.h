@@ -119,6 +119,10 @@ const char *queue_env_decode(
  */
 queue_t *queue_open(const char *dir, buf_t *err);
 void queue_close(queue_t *); /* checkpoints; NULL is a no-op */
+/* Nonzero once the database environment has failed for good (a Berkeley
+ * DB panic): every operation fails until the queue is closed and opened
+ * again (recovery), so the daemon should restart. */
+int queue_failed(queue_t *);
 
 /* A new unique queue ID (thread-safe); see mta/util/qid.h. */
 void queue_new_id(char qid[QUEUE_ID_SIZE]);

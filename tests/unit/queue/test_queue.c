@@ -157,6 +157,7 @@ test_put_get(void)
 	CHECK(got == NULL);
 	CHECK_INT(queue_get(q, "not-a-qid", &got), QUEUE_ENOTFOUND);
 	CHECK_INT(queue_next_wakeup(q), 0);
+	CHECK_INT(queue_failed(q), 0);
 
 	CHECK_INT(queue_stats(q, &st), QUEUE_OK);
 	CHECK_INT(st.messages, 1);
