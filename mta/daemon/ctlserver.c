@@ -29,6 +29,7 @@
 #include "ctlproto.h"
 #include "daemon_int.h"
 #include "mta/cli/control.h"
+#include "mta/deliver/deliver.h"
 #include "mta/util/clock.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
@@ -413,18 +414,22 @@ do_stats(daemon_t *d, const struct ctl_req *req, buf_t *out)
 	struct queue_stats qs;
 	struct smtpd_stats ss;
 	struct qcommit_stats cs;
+	struct deliver_stats ds;
 	uint64_t imported, corrupt;
 	long long uptime = (long long)(clock_now() - d->started);
 
 	memset(&qs, 0, sizeof(qs));
 	memset(&ss, 0, sizeof(ss));
 	memset(&cs, 0, sizeof(cs));
+	memset(&ds, 0, sizeof(ds));
 	if (queue_stats(d->queue, &qs) != QUEUE_OK) {
 		buf_puts(out, "queue read error");
 		return -1;
 	}
 	smtpd_get_stats(d->smtpd, &ss);
 	qcommit_get_stats(d->commit, &cs);
+	if (d->deliver)
+		deliver_get_stats(d->deliver, &ds);
 	import_get_stats(d->import, &imported, &corrupt);
 #define U(x) ((unsigned long long)(x))
 	if (req->json) {
@@ -437,12 +442,19 @@ do_stats(daemon_t *d, const struct ctl_req *req, buf_t *out)
 		    "\"rejected\":%llu,\"active\":%u},"
 		    "\"commit\":{\"messages\":%llu,\"batches\":%llu,"
 		    "\"syncs\":%llu},"
-		    "\"maildrop\":{\"imported\":%llu,\"corrupt\":%llu}}\n",
+		    "\"maildrop\":{\"imported\":%llu,\"corrupt\":%llu},"
+		    "\"delivery\":{\"sent\":%llu,\"deferred\":%llu,"
+		    "\"bounced\":%llu,\"expired\":%llu,\"dsns\":%llu,"
+		    "\"connections\":%llu,\"reused\":%llu,"
+		    "\"active_connections\":%u,\"messages_in_flight\":%u}}\n",
 		    uptime, U(qs.messages), U(qs.bytes), U(qs.rcpt_pending),
 		    U(qs.rcpt_deferred), U(qs.rcpt_held),
 		    (long long)qs.oldest_arrival, U(ss.connections),
 		    U(ss.messages), U(ss.rejected), ss.active, U(cs.messages),
-		    U(cs.batches), U(cs.syncs), U(imported), U(corrupt));
+		    U(cs.batches), U(cs.syncs), U(imported), U(corrupt),
+		    U(ds.sent), U(ds.deferred), U(ds.bounced), U(ds.expired),
+		    U(ds.dsns), U(ds.connections), U(ds.reused),
+		    ds.active_connections, ds.messages_in_flight);
 		return 0;
 	}
 	buf_printf(out,
@@ -468,10 +480,20 @@ do_stats(daemon_t *d, const struct ctl_req *req, buf_t *out)
 	    "commit batches: %llu\n"
 	    "commit syncs: %llu\n"
 	    "maildrop imported: %llu\n"
-	    "maildrop corrupt: %llu\n",
+	    "maildrop corrupt: %llu\n"
+	    "delivery sent: %llu\n"
+	    "delivery deferred: %llu\n"
+	    "delivery bounced: %llu\n"
+	    "delivery expired: %llu\n"
+	    "delivery DSNs: %llu\n"
+	    "delivery connections: %llu (%llu reused)\n"
+	    "delivery active connections: %u\n"
+	    "delivery messages in flight: %u\n",
 	    U(ss.connections), U(ss.messages), U(ss.rejected), ss.active,
-	    U(cs.messages), U(cs.batches), U(cs.syncs), U(imported),
-	    U(corrupt));
+	    U(cs.messages), U(cs.batches), U(cs.syncs), U(imported), U(corrupt),
+	    U(ds.sent), U(ds.deferred), U(ds.bounced), U(ds.expired),
+	    U(ds.dsns), U(ds.connections), U(ds.reused), ds.active_connections,
+	    ds.messages_in_flight);
 #undef U
 	return 0;
 }

@@ -276,6 +276,19 @@ def run(tmp, daemon, cli, sendmail, as_root, procs):
     except (ValueError, KeyError):
         ok = False
     check(r.returncode == 0 and ok, "queue stats --json counts it")
+
+    # The daemon told delivery about the new mail: it connected to the
+    # silent next hop and waits there, the recipient still pending.
+    def delivering():
+        r = q("stats", "--json")
+        try:
+            return json.loads(r.stdout)["delivery"]["connections"] >= 1
+        except (ValueError, KeyError):
+            return False
+    check(wait_for(delivering, 10), "delivery was kicked (a connection)")
+    r = q("stats")
+    check(r.returncode == 0 and "queue messages: 1\n" in r.stdout and
+          "delivery connections: " in r.stdout, "queue stats (text)")
     r = q("show", "0000000000000001")
     check(r.returncode == 1 and "no such message" in r.stderr,
           "show of an unknown ID: exit 1, 'no such message'")
