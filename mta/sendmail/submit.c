@@ -224,6 +224,13 @@ submit(const struct sendmail_opts *o, const struct config *cfg,
 		free(m->content);
 		m->content = buf_steal(out, &m->len);
 		buf_reset(err);
+		/* What the file format cannot hold is the message's fault
+		 * (65), not a reason to try again later (75). */
+		if ((why = maildrop_msg_check(m)) != NULL) {
+			buf_printf(err, "cannot submit this message: %s", why);
+			rc = EX_DATAERR;
+			goto out;
+		}
 		rc = maildrop_write_id(buf_data(dir), m, qid_out, err);
 		if (rc != -2)
 			break;

@@ -369,6 +369,19 @@ def smtp_session(env):
           a["sender"] == "s@example.com" and
           a["body"] == b".dot\r\nline\r\n", "-bs message a: %s" % a)
     check(b is not None and b.get("N") == "1", "-bs message b")
+    # Sequence errors, unknown and over-long commands.
+    rc, out, _e, msgs = env.run(["-bs"], b"RCPT TO:<a@b>\r\nDATA\r\n"
+                                b"HELO x\r\nMAIL FROM:<a@b>\r\nDATA\r\n"
+                                b"MAIL FROM:<c@d>\r\nXYZZY\r\n" +
+                                b"NOOP " + b"x" * 600 + b"\r\n"
+                                b"QUIT\r\n")
+    codes = [l[:3] for l in out.decode().split("\r\n") if l]
+    check(codes == ["220", "503", "503", "250", "250", "554", "503", "502",
+                    "500", "221"] and not msgs, "-bs errors: %s" % codes)
+    # The error limit ends the session.
+    rc, out, _e, msgs = env.run(["-bs"], b"XYZZY\r\n" * 30)
+    codes = [l[:3] for l in out.decode().split("\r\n") if l]
+    check(codes[-1] == "421" and len(codes) <= 22, "-bs error limit")
     # EOF in the middle: nothing written, exit 0.
     rc, out, err, msgs = env.run(["-bs"], b"HELO x\r\nMAIL FROM:<>\r\n"
                                  b"RCPT TO:<a@b>\r\nDATA\r\npartial\r\n")
