@@ -498,6 +498,16 @@ start_services(daemon_t *d, int *exit_code, buf_t *err)
 		*exit_code = DAEMON_EX_OSERR;
 		return -1;
 	}
+	/* The common mistake: a parent folder closed to mail_owner. */
+	if (access(d->qdir, R_OK | W_OK | X_OK) < 0) {
+		buf_printf(err,
+		    "queue_directory: %s: %s for user %s (can every parent "
+		    "folder be searched by it?)",
+		    d->qdir, strerror(errno),
+		    d->as_root ? d->cfg->mail_owner : "(current user)");
+		*exit_code = DAEMON_EX_OSERR;
+		return -1;
+	}
 	/* queue_open() takes queue_directory and uses its db/. */
 	d->queue = queue_open(d->qdir, err);
 	if (d->queue == NULL) {
