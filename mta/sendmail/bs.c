@@ -247,7 +247,7 @@ submit_all(struct bs *s, const char *content, size_t len)
 			buf_printf(b, "451 4.3.0 Error: queue file write "
 			              "error");
 		else
-			buf_printf(b, "554 5.6.0 Error: %s", buf_data(err));
+			buf_printf(b, "554 5.6.0 Error: %.300s", buf_data(err));
 	}
 	reply(s, buf_data(b));
 	free(group);

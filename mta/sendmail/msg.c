@@ -200,7 +200,8 @@ sendmail_fix_headers(const char *content, size_t len,
 		if (eol == NULL) /* the reader always ends lines; be safe */
 			eol = end - 1;
 		linelen = (size_t)(eol + 1 - s);
-		if (linelen <= 2 && (linelen == 1 || s[0] == '\r')) {
+		if (s[0] == '\n' ||
+		    (linelen == 2 && s[0] == '\r' && s[1] == '\n')) {
 			/* The empty line: the body follows. */
 			s = eol + 1;
 			break;

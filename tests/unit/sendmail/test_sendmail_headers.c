@@ -222,6 +222,10 @@ static const struct hdr_case hdr_cases[] = {
         "R: 1\r\nSubject: x\r\nF: 1\r\nD: 1\r\nM: 1\r\n\r\n"
         "not a header\r\n",
         ""},
+    /* Callers other than the reader may end without CRLF. */
+    {"Subject: x\r\n\r\na", 0,
+        "R: 1\r\nSubject: x\r\nF: 1\r\nD: 1\r\nM: 1\r\n\r\na", ""},
+    {"a", 0, "R: 1\r\nF: 1\r\nD: 1\r\nM: 1\r\n\r\na", ""},
     /* Empty message. */
     {"", 0, "R: 1\r\nF: 1\r\nD: 1\r\nM: 1\r\n\r\n", ""},
     /* Return-Path and Content-Length go; TLS-Required: No is seen. */
