@@ -7,6 +7,7 @@
  * Needs root to mount a small tmpfs; otherwise it says so and passes.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,10 @@ main(void)
 		perror("mkdtemp");
 		return 1;
 	}
+	/* In a mount namespace of our own, the tmpfs goes away with this
+	 * process even if it dies half way. */
+	if (unshare(CLONE_NEWNS) == 0)
+		(void)mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=128m") < 0) {
 		printf(
 		    "mount tmpfs on %s: %s; skipped\n", mnt, strerror(errno));
