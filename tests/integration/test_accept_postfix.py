@@ -11,6 +11,7 @@ import re
 import shutil
 import smtplib
 import sys
+import time
 import unittest
 
 sys.dont_write_bytecode = True
@@ -37,14 +38,16 @@ class AcceptFromPostfix(unittest.TestCase):
         relay = "[%s]:%d" % (d.host, d.port)
         pp = dict(postfix_params)
         if "smtp_sasl_password_maps" in pp:
-            path = os.path.join(self.keydir, "sasl_passwd")
+            path = os.path.join(self.keydir, "postfix_sasl_passwd")
             with open(path, "w") as f:
                 f.write("%s %s:%s\n" % (relay, SASL_USER, SASL_PASS))
             os.chmod(path, 0o644)
             pp["smtp_sasl_password_maps"] = "texthash:" + path
         pf = smta.Postfix(tag, relay, pp)
         self.addCleanup(pf.cleanup)
+        t0 = time.monotonic()
         pf.start()
+        smta.log("%s: postfix started in %.1fs" % (tag, time.monotonic() - t0))
         try:
             self.relay_through(d, pf, tag, tls)
         except BaseException:
@@ -66,11 +69,14 @@ class AcceptFromPostfix(unittest.TestCase):
         p = smta.smtp_source(pf.host, pf.port, COUNT, sessions=4,
                              rcpt="bulk-" + rcpt, timeout=120)
         self.assertEqual(p.returncode, 0, p.stderr)
+        t0 = time.monotonic()
         msgs = d.wait_queue(
             lambda l: len([m for m in l if "bulk-" + rcpt
                            in m["recipients"]]) >= COUNT and
             any(rcpt in m["recipients"] for m in l), timeout=90)
         bulk = [m for m in msgs if "bulk-" + rcpt in m["recipients"]]
+        smta.log("%s: %d relayed in %.1fs" % (tag, len(bulk),
+                                              time.monotonic() - t0))
         self.assertEqual(len(bulk), COUNT,
                          "%d of %d smtp-source messages relayed by Postfix "
                          "are in the queue" % (len(bulk), COUNT))
@@ -143,7 +149,7 @@ class AcceptFromPostfix(unittest.TestCase):
         self.addCleanup(d.cleanup)
         d.start()
         relay = "[%s]:%d" % (d.host, d.port)
-        path = os.path.join(self.keydir, "sasl_passwd")
+        path = os.path.join(self.keydir, "postfix_sasl_passwd")
         with open(path, "w") as f:
             f.write("%s %s:%s\n" % (relay, SASL_USER, SASL_PASS))
         pf = smta.Postfix("badpw", relay, {

@@ -307,6 +307,10 @@ class Daemon:
         last = []
         end = time.monotonic() + timeout
         while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError("strictmtad exited %s; log:\n%s" %
+                                     (self.proc.returncode,
+                                      self.log_text(30)))
             try:
                 last = self.queue_list()
             except AssertionError:
@@ -751,12 +755,37 @@ class Postfix:
                                  (self.host, self.port, self.log_text()))
         return self
 
-    def stop(self):
-        p = self.postfix("stop")
-        # master takes a moment to exit; wait for its pid file to go.
+    def master_pid(self):
         pidf = os.path.join(self.params["queue_directory"], "pid",
                             "master.pid")
-        wait_for(lambda: not os.path.exists(pidf), 20)
+        try:
+            with open(pidf) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self):
+        """postfix stop, then waits (20 s at most) until the master
+        process whose PID master.pid named has exited."""
+        pid = self.master_pid()
+        p = self.postfix("stop")
+
+        def gone():
+            if pid is None:
+                return True
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+            # A zombie or another process that got the PID: look closer.
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    return b"master" not in f.read()
+            except OSError:
+                return True
+        wait_for(gone, 20)
         return p.returncode
 
     def queue_count(self):
