@@ -354,6 +354,30 @@ class DeliverNet(unittest.TestCase):
             for m in self.net.messages(a):
                 self.assertNotIn(b"nevertoken", m_data(m))
 
+    def test_12_crash_during_delivery_retries(self):
+        # The sink waits before answering the final dot; the daemon is
+        # killed meanwhile. After restart the message is delivered
+        # again: at least once, never lost.
+        self.net.sink("127.25.0.15", {"delay": {"eod": 3}})
+        try:
+            time.sleep(4)  # no cached session to this sink
+            _, qid = self.send(["max@implicit.secure.test"], "crashtoken")
+            time.sleep(1.5)  # routed, connected, waiting at the dot
+            self.assertNotRegex(self.d.log_text(100000),
+                                qid + r": to=.*status=sent",
+                                "killed while the attempt was in flight")
+            self.d.kill9()
+            self.d.start()
+            addr, rec = self.wait_msg(["127.25.0.15"], "crashtoken", 40)
+            self.assertEqual(addr, "127.25.0.15")
+            self.assertTrue(smta.wait_for(
+                lambda: qid not in self.d.queue_ids(), 30))
+            self.assertIsNotNone(self.wait_log(
+                r"%s: to=<max@implicit\.secure\.test>, .*status=sent" %
+                qid))
+        finally:
+            self.net.sink_reset("127.25.0.15")
+
 
 def m_data(rec):
     import base64
