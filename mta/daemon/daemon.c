@@ -566,6 +566,7 @@ daemon_new(const struct config *cfg, const struct daemon_opts *opts,
     int *exit_code, buf_t *err)
 {
 	daemon_t *d = xcalloc(1, sizeof(*d));
+	sigset_t stopsigs, oldmask;
 	size_t i;
 
 	d->cfg = cfg;
@@ -576,6 +577,17 @@ daemon_new(const struct config *cfg, const struct daemon_opts *opts,
 	d->qdir = xstrdup(cfg->queue_directory);
 	/* A write to a client that hung up is an error, not a death. */
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * A stop request during start-up waits until the event loop can
+	 * handle it (and the threads started meanwhile inherit the mask, so
+	 * it is the main thread that gets it): the queue is never left
+	 * half-opened by a default-action SIGTERM.
+	 */
+	sigemptyset(&stopsigs);
+	sigaddset(&stopsigs, SIGTERM);
+	sigaddset(&stopsigs, SIGINT);
+	sigaddset(&stopsigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stopsigs, &oldmask);
 	*exit_code = DAEMON_EX_CONFIG;
 	if (resolve_ids(d, err) < 0)
 		goto fail;
@@ -590,6 +602,8 @@ daemon_new(const struct config *cfg, const struct daemon_opts *opts,
 		goto fail;
 	if (start_services(d, exit_code, err) < 0)
 		goto fail;
+	/* The signal events exist now: a pending SIGTERM stops the loop. */
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 
 	d->started = clock_now();
 	d->running = 1;
@@ -617,6 +631,7 @@ daemon_new(const struct config *cfg, const struct daemon_opts *opts,
 
 fail:
 	daemon_free(d);
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	return NULL;
 }
 
