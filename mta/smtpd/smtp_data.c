@@ -86,7 +86,7 @@ count(struct smtp_data *d, size_t n)
 size_t
 smtp_data_feed(struct smtp_data *d, const char *in, size_t len, buf_t *out)
 {
-	size_t i = 0, j;
+	size_t i = 0, j, end;
 
 	while (i < len && d->state != SMTP_DATA_DONE) {
 		char c = in[i];
@@ -129,13 +129,27 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len, buf_t *out)
 			consume = 0;
 			break;
 		case SMTP_DATA_TEXT:
-			for (j = i; j < len && in[j] != '\r' && in[j] != '\n' &&
+			/* A run stops where the line limit would be passed,
+			 * so that the errors come in byte order however the
+			 * input is cut: per byte, size, then NUL, then line
+			 * length. */
+			end = len;
+			if (d->error == NULL) {
+				size_t room =
+				    d->linelen < SMTP_TEXT_LINE_MAX
+				        ? SMTP_TEXT_LINE_MAX - d->linelen
+				        : 0;
+
+				if (room < len - i)
+					end = i + room;
+			}
+			for (j = i; j < end && in[j] != '\r' && in[j] != '\n' &&
 			            in[j] != '\0';
 			     j++)
 				;
 			if (j > i) {
-				count(d, j - i);
 				emit(d, out, in + i, j - i);
+				count(d, j - i);
 				i = j;
 				consume = 0;
 				break;

@@ -209,6 +209,24 @@ test_size_limit(void)
 	run(w, strlen(w), 3, 23, 1, &r);
 	CHECK_STR(r.error, "552 5.3.4 Message size exceeds fixed limit");
 
+	/* Errors come in byte order whatever the pieces: here the size
+	 * limit is passed (byte 51) long before the line limit (byte
+	 * 1001), so 552 it is, fed whole or in any piece size. */
+	{
+		static char big[1300];
+		size_t k;
+		static const size_t steps[] = {0, 1, 7, 999, 1000};
+
+		memset(big, 'x', 1200);
+		memcpy(big + 1200, "\r\n.\r\n", 6);
+		for (k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+			run(big, 1206, steps[k], 50, 1, &r);
+			CHECK(r.done);
+			CHECK_STR(r.error,
+			    "552 5.3.4 Message size exceeds fixed limit");
+		}
+	}
+
 	/* The first error is the one reported. */
 	run("a\nb\r\n0123456789012345678901234567890\r\n.\r\n", 39, 0, 10, 1,
 	    &r);
