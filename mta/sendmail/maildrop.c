@@ -116,6 +116,8 @@ content_check(const char *s, size_t len)
 		if (p == s || p[-1] != '\r')
 			return "bare LF in content";
 	}
+	if (memchr(s, '\0', len) != NULL)
+		return "NUL in content";
 	if (len > 0 && (len < 2 || s[len - 2] != '\r' || s[len - 1] != '\n'))
 		return "content does not end in CRLF";
 	return NULL;

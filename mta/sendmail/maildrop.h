@@ -31,7 +31,8 @@
  *   and nothing after the C record's closing '\n'.
  *
  * Addresses, the user and the envid never contain control characters.
- * The content has CRLF line endings only (no bare CR or LF), ends in CRLF
+ * The content has CRLF line endings only (no bare CR or LF), no NUL, ends
+ * in CRLF
  * unless empty, and is not dot-stuffed. An unknown tag is an error: a new
  * field means a new version. A reader in another language needs only to
  * split on the first ':' after the tag and count bytes.

@@ -80,9 +80,10 @@ end_line(struct sendmail_reader *r)
 		}
 		r->at_start = 0;
 	}
-	/* A CR that does not end a line is never passed on. */
+	/* A CR that does not end a line is never passed on, nor a NUL
+	 * (RFC 5322 2.3 forbids both; smtpd refuses them on input). */
 	for (i = 0; i < len; i++)
-		if (s[i] == '\r')
+		if (s[i] == '\r' || s[i] == '\0')
 			s[i] = ' ';
 	buf_append(r->out, s, len);
 	buf_append(r->out, "\r\n", 2);

@@ -18,9 +18,10 @@
  *    parser refuses it, Exim ignores it).
  *  - Line endings: LF and CRLF both end a line and are stored as CRLF; a
  *    CR anywhere else (a "bare CR") becomes a space, since RFC 5322 forbids
- *    it and it is a smuggling tool. Without -i a line that is exactly "."
- *    (after its CR, if any, is removed) ends the input; ". " does not.
- *    There is no dot-unstuffing: "..x" stays "..x".
+ *    it and it is a smuggling tool; so does a NUL byte. Rewriting keeps
+ *    cron and script output flowing where refusing would lose it. Without -i a
+ * line that is exactly "." (after its CR, if any, is removed) ends the input;
+ * ". " does not. There is no dot-unstuffing: "..x" stays "..x".
  *  - Leading "From " / ">From " (mbox) lines are dropped, never used as
  *    the sender.
  *  - Bcc:, Resent-Bcc:, Return-Path: and Content-Length: are always

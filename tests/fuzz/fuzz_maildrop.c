@@ -4,7 +4,7 @@
  * setgid sendmail does with a user's message: the stdin reader, the header
  * fix-ups with -t and the address-list parser. A file that parses must
  * encode back to the same bytes (the format has one spelling per message),
- * and the reader's output must have CRLF line endings only.
+ * and the reader's output must have CRLF line endings only and no NUL.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,6 +46,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		(void)sendmail_reader_feed(r, (const char *)data, len);
 		content = sendmail_reader_finish(r, &clen);
 		(void)sendmail_fix_headers(content, clen, &p, out, &res);
+		if (memchr(buf_data(out), '\0', buf_len(out)) != NULL)
+			abort();
 		for (i = 0; i < buf_len(out); i++)
 			if ((buf_data(out)[i] == '\n') !=
 			        (i > 0 && buf_data(out)[i - 1] == '\r') ||

@@ -186,6 +186,15 @@ test_garbage(void)
 	    "SMTAMD1\nS0:\nR1:a\nU1:u\nI1:0\nC2:a\n\n", "bare LF in content");
 	expect_bad(
 	    "SMTAMD1\nS0:\nR1:a\nU1:u\nI1:0\nC3:a\rb\n", "bare CR in content");
+	{
+		struct maildrop_msg *m = NULL;
+		static const char f[] = "SMTAMD1\nS0:\nR1:a\nU1:u\nI1:0\n"
+		                        "C4:\0a\r\n\n";
+
+		CHECK_STR(
+		    maildrop_parse(f, sizeof(f) - 1, &m), "NUL in content");
+		CHECK(m == NULL);
+	}
 	expect_bad("SMTAMD1\nS0:\nR1:a\nU1:u\nI1:0\nC1:a\n",
 	    "content does not end in CRLF");
 	expect_bad("SMTAMD1\nR1:a\nU1:u\nI1:0\nC0:\n", "no sender record");

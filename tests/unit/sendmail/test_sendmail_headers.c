@@ -80,6 +80,18 @@ test_reader(void)
 	/* Our own choices: bare CR, no final newline, mixed endings. */
 	expect_read(1, "a\rb\r\r\nc", "a b \r\nc\r\n", 0);
 	expect_read(1, "a\r\nb\nc\r\n", "a\r\nb\r\nc\r\n", 0);
+	{
+		struct sendmail_reader *r = sendmail_reader_new(1, 100);
+		char *out;
+		size_t len;
+
+		CHECK_INT(sendmail_reader_feed(r, "a\0b\n", 4), 0);
+		out = sendmail_reader_finish(r, &len);
+		CHECK_INT(len, 5);
+		CHECK(memcmp(out, "a b\r\n", 5) == 0);
+		free(out);
+		sendmail_reader_free(r);
+	}
 	expect_read(1, "", "", 0);
 	expect_read(1, ".", "", 0);
 	expect_read(1, "x\n.", "x\r\n", 0);
