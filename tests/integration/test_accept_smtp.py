@@ -53,8 +53,7 @@ class AcceptSmtp(unittest.TestCase):
 
     def tearDown(self):
         # A test that failed leaves the daemon's recent log in the output.
-        outcome = getattr(self, "_outcome", None)
-        if outcome is not None and not getattr(outcome, "success", True):
+        if smta.test_failed(self):
             smta.log("---- strictmtad log ----\n" + self.d.log_text(60))
 
     def conn(self, bind=smta.DAEMON_HOST):

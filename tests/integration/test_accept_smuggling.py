@@ -73,8 +73,7 @@ class AcceptSmuggling(unittest.TestCase):
             cls.d.cleanup()
 
     def tearDown(self):
-        outcome = getattr(self, "_outcome", None)
-        if outcome is not None and not getattr(outcome, "success", True):
+        if smta.test_failed(self):
             smta.log("---- strictmtad log ----\n" + self.d.log_text(60))
 
     def open_data(self, rcpt, helo="EHLO"):

@@ -101,8 +101,7 @@ class AcceptTls(unittest.TestCase):
         shutil.rmtree(cls.keydir, ignore_errors=True)
 
     def tearDown(self):
-        outcome = getattr(self, "_outcome", None)
-        if outcome is not None and not getattr(outcome, "success", True):
+        if smta.test_failed(self):
             smta.log("---- strictmtad log ----\n" + self.d.log_text(60))
 
     def conn(self, bind=smta.OUTSIDE_HOST):

@@ -30,6 +30,13 @@ OUTSIDE_HOST = "127.30.0.99"
 POSTFIX_HOST = "127.30.0.2"
 SKIP = 77
 
+# Recipient domains the tests use, and where Daemon's transport_maps sends
+# them: a port on loopback where nothing listens, so that mail is deferred
+# and stays in the queue.
+DEFER_DOMAINS = ("example.org", "example.com", "example.net",
+                 "strictmta.test", "b\u00fccher.example", "localhost")
+DEFER_NEXTHOP = "[127.30.255.254]:9"
+
 QID_RE = re.compile(r"\b([0-9A-F]{16})\b")
 
 
@@ -191,6 +198,16 @@ class Daemon:
         if smtps:
             self.params["smtps_listen"] = "%s:%d" % (self.host,
                                                      self.smtps_port)
+        # Accepted mail stays queued: delivery to the tests' domains goes
+        # to a loopback port where nobody listens (deferred, 4.4.1), not
+        # to DNS (where .test is NXDOMAIN and would bounce).
+        tmap = os.path.join(self.dir, "transport")
+        with open(tmap, "w", encoding="utf-8") as f:
+            for dom in DEFER_DOMAINS:
+                f.write("%s %s\n.%s %s\n" % (dom, DEFER_NEXTHOP, dom,
+                                              DEFER_NEXTHOP))
+        os.chmod(tmap, 0o644)
+        self.params["transport_maps"] = tmap
         self.params.update(params or {})
         self.write_conf()
 
@@ -222,6 +239,18 @@ class Daemon:
             raise AssertionError(
                 "strictmtad did not start listening (exit %s); log:\n%s" %
                 (rc, self.log_text()))
+        # Ready when the control socket answers too (the last start-up
+        # step); a daemon without it fails the queue checks later.
+        if not wait_for(lambda: self.proc.poll() is not None or
+                        self.cli("queue", "stats").returncode == 0,
+                        timeout, 0.1):
+            log("strictmtad: the control socket did not answer in %ds" %
+                timeout)
+        if self.proc.poll() is not None:
+            rc = self.proc.poll()
+            self.stop()
+            raise AssertionError("strictmtad exited %s after start; log:\n%s"
+                                 % (rc, self.log_text()))
         return self
 
     def running(self):
@@ -820,6 +849,15 @@ def smtp_source(host, port, count, sessions=1, sender="src@strictmta.test",
 
 
 # -- running a test file ----------------------------------------------------
+
+def test_failed(tc):
+    """In tearDown: whether the running test (tc) has failed so far."""
+    outcome = getattr(tc, "_outcome", None)
+    result = getattr(outcome, "result", None)
+    if result is None:
+        return False
+    return any(t is tc for t, _ in result.failures + result.errors)
+
 
 def main():
     """unittest main for one test file: exit 0 when everything ran and
