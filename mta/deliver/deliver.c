@@ -586,8 +586,6 @@ send_bounce(deliver_t *d, struct dmsg *m, int delayed)
 		d->st.dsns++;
 		log_info("%s: sender %s notification: %s", env->qid,
 		    delayed ? "delay" : "non-delivery", bqid);
-		log_info("%s: from=<>, size=%zu, nrcpt=1 (queue active)", bqid,
-		    buf_len(out));
 	}
 	buf_free(err);
 	buf_free(out);
