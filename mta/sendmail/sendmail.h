@@ -5,7 +5,7 @@
  * pieces here are pure or take their inputs as arguments, so the unit
  * tests drive them without a daemon.
  *
- * Choices where implementations differ (see docs and
+ * Choices where implementations differ, recorded here (the cases are in
  * shared/vectors/sendmail-cli.json):
  *  - -t with recipients on the command line ADDS them to the ones found in
  *    the headers (Postfix, Sendmail 8 per the O'Reilly book), not Exim's
@@ -16,21 +16,31 @@
  *    (Postfix); -B with a bad value and any unknown option exit 64.
  *  - -n is accepted and ignored (its documented meaning; Postfix 3.12's
  *    parser refuses it, Exim ignores it).
- *  - Line endings: LF and CRLF both end a line and are stored as CRLF; a
- *    CR anywhere else (a "bare CR") becomes a space, since RFC 5322 forbids
- *    it and it is a smuggling tool; so does a NUL byte. Rewriting keeps
- *    cron and script output flowing where refusing would lose it. Without -i a
- * line that is exactly "." (after its CR, if any, is removed) ends the input;
- * ". " does not. There is no dot-unstuffing: "..x" stays "..x".
+ *  - Line endings: LF and CRLF both end a line and are stored as CRLF
+ *    (the maildrop holds wire form; Postfix stores LF). A CR anywhere else
+ *    (a "bare CR") becomes a space, since RFC 5322 forbids it and it is a
+ *    smuggling tool; so does a NUL byte. Rewriting keeps cron and script
+ *    output flowing where refusing would lose it.
+ *  - Without -i, a line that is exactly "." (after its CR, if any, is
+ *    removed) ends the input; ". " does not. Lines are never wrapped, so a
+ *    "." at the end of a long line is text. No dot-unstuffing: "..x"
+ *    stays "..x".
  *  - Leading "From " / ">From " (mbox) lines are dropped, never used as
  *    the sender.
  *  - Bcc:, Resent-Bcc:, Return-Path: and Content-Length: are always
  *    removed (Postfix's message_drop_headers), with or without -t.
- *  - Unqualified addresses (sender, recipients) get "@" mydomain.
- *  - When -C or STRICTMTA_CONFIG names another config file, a setgid
- *    sendmail drops its group first (as Exim does), so that a user cannot
- *    read group-only files through config errors nor point the maildrop
- *    elsewhere with the group's rights.
+ *  - Unqualified addresses (sender, recipients) get "@" mydomain. -f takes
+ *    one address, "<>" or "" (the null sender), display name allowed.
+ *  - -bv and -bd exit 64; -v is accepted but mails no delivery report;
+ *    -qR<site> and -qI<id> flush the whole queue; -q<interval> does
+ *    nothing (the daemon runs the queue).
+ *  - sendmail never logs to its caller's stderr: maillog_file "-" (the
+ *    daemon's stderr) and an unwritable log file mean syslog here.
+ *  - When -C or STRICTMTA_CONFIG names another config file and sendmail
+ *    runs setgid, it keeps its group only if root owns that file and its
+ *    folder and neither is group or world writable; otherwise it drops
+ *    the group first (as Exim does for -C), so that a user cannot aim the
+ *    group's write access at a folder of their choosing.
  */
 #ifndef STRICTMTA_SENDMAIL_H
 #define STRICTMTA_SENDMAIL_H
