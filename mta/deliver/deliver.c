@@ -43,6 +43,7 @@
 #include "mta/util/xalloc.h"
 
 #define MAX_IN_FLIGHT 1000 /* messages held in memory at once */
+#define MAX_IN_FLIGHT_BYTES ((uint64_t)256 << 20) /* and their content */
 #define MAX_HOSTS 32 /* MX hosts used per destination */
 #define MAX_ADDRS 64 /* addresses tried per destination */
 #define DSN_FULL_LIMIT 50000
@@ -155,6 +156,7 @@ struct deliver {
 	struct event *timer;
 	struct dmsg *msgs;
 	unsigned nmsgs;
+	uint64_t msg_bytes; /* content held by msgs */
 	struct dest *dests;
 	unsigned nconn;
 	deliver_policy_fn *policy;
@@ -231,6 +233,7 @@ msg_free(deliver_t *d, struct dmsg *m)
 		if (*pp == m) {
 			*pp = m->next;
 			d->nmsgs--;
+			d->msg_bytes -= m->len;
 			break;
 		}
 	}
@@ -1470,6 +1473,7 @@ dest_pump(struct dest *t)
 struct due_list {
 	struct queue_env **v;
 	size_t n;
+	uint64_t bytes;
 	deliver_t *d;
 };
 
@@ -1478,12 +1482,16 @@ due_visit(void *arg, const struct queue_env *env)
 {
 	struct due_list *l = arg;
 
-	if (l->d->nmsgs + l->n >= MAX_IN_FLIGHT)
+	/* Bounded memory: the rest waits for the next run. */
+	if (l->d->nmsgs + l->n >= MAX_IN_FLIGHT ||
+	    (l->n > 0 &&
+	        l->d->msg_bytes + l->bytes + env->size > MAX_IN_FLIGHT_BYTES))
 		return 1;
 	if (msg_find(l->d, env->qid) != NULL)
 		return 0;
 	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
 	l->v[l->n++] = queue_env_dup(env);
+	l->bytes += env->size;
 	return 0;
 }
 
@@ -1515,6 +1523,7 @@ msg_start(deliver_t *d, struct queue_env *env, int64_t now)
 	m->next = d->msgs;
 	d->msgs = m;
 	d->nmsgs++;
+	d->msg_bytes += m->len;
 	m->njobs = 1; /* held while the jobs are made */
 	jobs = xcalloc(env->nrcpt + 1, sizeof(*jobs));
 	dests = xcalloc(env->nrcpt + 1, sizeof(*dests));
