@@ -1484,7 +1484,7 @@ due_visit(void *arg, const struct queue_env *env)
 
 	/* Bounded memory: the rest waits for the next run. */
 	if (l->d->nmsgs + l->n >= MAX_IN_FLIGHT ||
-	    (l->n > 0 &&
+	    ((l->n > 0 || l->d->nmsgs > 0) &&
 	        l->d->msg_bytes + l->bytes + env->size > MAX_IN_FLIGHT_BYTES))
 		return 1;
 	if (msg_find(l->d, env->qid) != NULL)
