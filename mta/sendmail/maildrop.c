@@ -101,13 +101,12 @@ content_check(const char *s, size_t len)
 {
 	const char *p, *end = s + len;
 
-	for (p = s; p < end; p++) {
+	for (p = s; p < end; p += 2) {
 		p = memchr(p, '\r', (size_t)(end - p));
 		if (p == NULL)
 			break;
 		if (p + 1 >= end || p[1] != '\n')
 			return "bare CR in content";
-		p++;
 	}
 	for (p = s; p < end; p++) {
 		p = memchr(p, '\n', (size_t)(end - p));
