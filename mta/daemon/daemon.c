@@ -7,9 +7,13 @@
  *   3. lock pid/master.pid, so two daemons never share one queue;
  *   4. bind smtpd_listen, smtps_listen and the control socket (as root);
  *   5. daemonize if asked (the parent waits for a "ready" byte);
- *   6. drop root for good: groups (with setgid_group), gid, uid;
- *   7. open the queue, start group commit, the SMTP listener, the control
- *      server, the maildrop import, the checkpoint timer and signals.
+ *   6. groups (with setgid_group); open the queue and start group commit
+ *      with mail_owner's effective ids, so its files are mail_owner's;
+ *   7. as root again, create the modules that read root-only files
+ *      (resolver, delivery, the SMTP listener with its TLS key);
+ *   8. drop root for good (gid, uid; checked), write the pid, start
+ *      listening, the control server, the maildrop import, the
+ *      checkpoint timer and the signal events.
  * Every step can fail with a message and the exit code; nothing keeps
  * running after a failure.
  */
@@ -369,18 +373,23 @@ detach_stdio(const daemon_t *d)
 		close(fd);
 }
 
-/* Step 6. */
+/*
+ * Privileges move three times (steps 6 to 8). The queue's files must
+ * belong to mail_owner, so the queue is opened with mail_owner's
+ * effective ids (become_owner); the TLS key, the SASL password file and
+ * the CA files are often readable by root only, so they are read with
+ * root's effective id again (become_root); then root is given up for good
+ * (drop_privileges). Whatever creates files runs between become_owner and
+ * become_root, or after drop_privileges.
+ */
 static int
-drop_privileges(daemon_t *d, buf_t *err)
+set_groups(daemon_t *d, buf_t *err)
 {
 	gid_t groups[DAEMON_MAX_GROUPS];
 	int n = DAEMON_MAX_GROUPS - 1, i, have_drop = 0;
 
-	if (!d->as_root)
-		return 0;
 	/* Supplementary groups from /etc/group, plus setgid_group so that
-	 * the maildrop files sendmail wrote (group setgid_group, 0640) are
-	 * readable. */
+	 * the maildrop files sendmail wrote are readable. */
 	if (getgrouplist(d->cfg->mail_owner, d->owner_gid, groups, &n) < 0) {
 		buf_printf(err, "mail_owner: %s is in too many groups",
 		    d->cfg->mail_owner);
@@ -391,16 +400,58 @@ drop_privileges(daemon_t *d, buf_t *err)
 			have_drop = 1;
 	if (!have_drop)
 		groups[n++] = d->drop_gid;
-	if (setgroups(n, groups) < 0 ||
-	    setresgid(d->owner_gid, d->owner_gid, d->owner_gid) < 0 ||
+	if (setgroups(n, groups) < 0) {
+		buf_printf(err, "setgroups for %s: %s", d->cfg->mail_owner,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+become_owner(daemon_t *d, buf_t *err)
+{
+	if (!d->as_root)
+		return 0;
+	if (set_groups(d, err) < 0)
+		return -1;
+	if (setresgid(-1, d->owner_gid, -1) < 0 ||
+	    setresuid(-1, d->owner_uid, -1) < 0) {
+		buf_printf(err, "cannot act as %s: %s", d->cfg->mail_owner,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+become_root(daemon_t *d, buf_t *err)
+{
+	if (!d->as_root)
+		return 0;
+	if (setresuid(-1, 0, -1) < 0 || setresgid(-1, 0, -1) < 0) {
+		buf_printf(
+		    err, "cannot become root again: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int
+drop_privileges(daemon_t *d, buf_t *err)
+{
+	if (!d->as_root)
+		return 0;
+	if (setresgid(d->owner_gid, d->owner_gid, d->owner_gid) < 0 ||
 	    setresuid(d->owner_uid, d->owner_uid, d->owner_uid) < 0) {
 		buf_printf(err, "cannot become %s: %s", d->cfg->mail_owner,
 		    strerror(errno));
 		return -1;
 	}
 	/* A drop that can be undone is no drop: abort loudly. */
-	if (setuid(0) == 0 || seteuid(0) == 0 || geteuid() == 0 ||
-	    getuid() == 0 || getegid() != d->owner_gid) {
+	if (setuid(0) == 0 || seteuid(0) == 0 || setgid(0) == 0 ||
+	    geteuid() == 0 || getuid() == 0 || getegid() != d->owner_gid ||
+	    getgid() != d->owner_gid) {
 		log_err("privilege drop did not stick; aborting");
 		abort();
 	}
@@ -485,21 +536,19 @@ add_signal(daemon_t *d, int sig)
 	return ev;
 }
 
-/* Step 7. */
+/* Step 6, as mail_owner (effective ids): the queue and its files. */
 static int
-start_services(daemon_t *d, int *exit_code, buf_t *err)
+open_queue(daemon_t *d, int *exit_code, buf_t *err)
 {
-	struct smtpd_params sp;
-	size_t i;
-
 	evthread_use_pthreads();
 	if ((d->base = event_base_new()) == NULL) {
 		buf_puts(err, "cannot create the event loop");
 		*exit_code = DAEMON_EX_OSERR;
 		return -1;
 	}
-	/* The common mistake: a parent folder closed to mail_owner. */
-	if (access(d->qdir, R_OK | W_OK | X_OK) < 0) {
+	/* The common mistake: a parent folder closed to mail_owner.
+	 * AT_EACCESS: checked with the effective ids, i.e. mail_owner's. */
+	if (faccessat(AT_FDCWD, d->qdir, R_OK | W_OK | X_OK, AT_EACCESS) < 0) {
 		buf_printf(err,
 		    "queue_directory: %s: %s for user %s (can every parent "
 		    "folder be searched by it?)",
@@ -517,6 +566,16 @@ start_services(daemon_t *d, int *exit_code, buf_t *err)
 		return -1;
 	}
 	d->commit = qcommit_new(d->queue, d->base);
+	return 0;
+}
+
+/* Step 7, as root again: modules that read root-only files (TLS keys,
+ * the SASL password file, CA bundles); they must not create files. */
+static int
+load_services(daemon_t *d, int *exit_code, buf_t *err)
+{
+	struct smtpd_params sp;
+
 	/* Delivery: its resolver, then the scheduler (mta/deliver). */
 	if ((d->resolver = resolver_new(d->base, d->cfg, err)) == NULL ||
 	    (d->deliver = deliver_new(
@@ -524,7 +583,6 @@ start_services(daemon_t *d, int *exit_code, buf_t *err)
 		*exit_code = DAEMON_EX_CONFIG;
 		return -1;
 	}
-
 	memset(&sp, 0, sizeof(sp));
 	sp.base = d->base;
 	sp.cfg = d->cfg;
@@ -535,9 +593,17 @@ start_services(daemon_t *d, int *exit_code, buf_t *err)
 		*exit_code = DAEMON_EX_CONFIG;
 		return -1;
 	}
+	return 0;
+}
+
+/* Step 8, as mail_owner for good: start listening and the timers. */
+static int
+start_services(daemon_t *d, int *exit_code, buf_t *err)
+{
+	size_t i;
+
 	for (i = 0; i < d->nlisteners; i++) {
 		struct daemon_listener *l = &d->listeners[i];
-
 		int fd = l->fd;
 
 		l->fd = -1; /* the smtpd's now, even on error */
@@ -598,6 +664,11 @@ daemon_new(const struct config *cfg, const struct daemon_opts *opts,
 		goto fail;
 	if (d->opts.daemonize && daemonize(d, err) < 0)
 		goto fail;
+	if (become_owner(d, err) < 0 || open_queue(d, exit_code, err) < 0)
+		goto fail;
+	if (become_root(d, err) < 0 || load_services(d, exit_code, err) < 0)
+		goto fail;
+	*exit_code = DAEMON_EX_OSERR;
 	if (drop_privileges(d, err) < 0 || write_pid(d, err) < 0)
 		goto fail;
 	if (start_services(d, exit_code, err) < 0)

@@ -196,9 +196,11 @@ def run(tmp, daemon, cli, sendmail, as_root, procs):
           oct(0o750), "private is 0750")
     check(oct(os.stat(os.path.join(qdir, "private/control")).st_mode &
               0o777) == oct(0o660), "control socket is 0660")
+    # The pid is written after the privilege drop: the daemon is ready.
     pidfile = os.path.join(qdir, "pid/master.pid")
-    check(os.path.exists(pidfile) and
-          read(pidfile).strip() == str(p.pid), "pid file holds the pid")
+    check(wait_for(lambda: os.path.exists(pidfile) and
+                   read(pidfile).strip() == str(p.pid)),
+          "pid file holds the pid")
     if as_root:
         pw = pwd.getpwnam("strictmta")
         status = read("/proc/%d/status" % p.pid)
@@ -429,6 +431,36 @@ def run(tmp, daemon, cli, sendmail, as_root, procs):
             except OSError:
                 return True
         check(wait_for(gone, 20), "-d daemon stops on SIGTERM")
+
+    # A TLS key only root can read: read before the drop, so STARTTLS
+    # works (Postfix's habit; admins keep keys 0600 root).
+    if as_root and shutil.which("openssl"):
+        key = os.path.join(tmp, "key.pem")
+        cert = os.path.join(tmp, "cert.pem")
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey",
+                            "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", key, "-out", cert,
+                            "-days", "2", "-subj", "/CN=mx.test.example"],
+                           capture_output=True, timeout=60)
+        os.chmod(key, 0o600)
+        p6 = start(daemon, cfg, logpath, procs, "-o",
+                   "smtpd_tls_cert_file=" + cert, "-o",
+                   "smtpd_tls_key_file=" + key)
+        ok = r.returncode == 0 and wait_for(
+            lambda: os.path.exists(pidfile) and
+            read(pidfile).strip() == str(p6.pid))
+        check(ok, "daemon starts with a root-only TLS key")
+        if ok:
+            s = smtplib.SMTP(ADDR, port, timeout=30)
+            s.ehlo("client.test.example")
+            check(s.has_extn("starttls"), "STARTTLS offered")
+            s.quit()
+        p6.send_signal(signal.SIGTERM)
+        try:
+            code = p6.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            code = None
+        check(code == 0, "TLS daemon stops with exit 0 (%s)" % code)
 
     if failures:
         print("--- daemon log ---")
