@@ -62,6 +62,7 @@ struct dmsg {
 	int dirty;
 	/* Failures waiting for their DSN before they are written. */
 	unsigned char *failed;
+	unsigned char *relayed; /* NOTIFY=SUCCESS to a hop without DSN */
 	char **fail_remote; /* remote MTA name or NULL */
 	char **fail_diag; /* remote reply or NULL */
 };
@@ -244,6 +245,7 @@ msg_free(deliver_t *d, struct dmsg *m)
 	free(m->fail_remote);
 	free(m->fail_diag);
 	free(m->failed);
+	free(m->relayed);
 	free(m->content);
 	queue_env_free(m->env);
 	free(m);
@@ -304,6 +306,7 @@ struct attempt {
 	const struct smtp_tls_info *tls;
 	const struct deliver_policy *pol;
 	const struct smtp_failure *fail; /* for recipients without reply */
+	int remote_dsn; /* the server offered DSN (RFC 3461) */
 	int64_t setup_usec;
 };
 
@@ -396,6 +399,15 @@ job_done(deliver_t *d, struct job *j, const struct attempt *a)
 		set_str(&qr->last_response, buf_data(b));
 		if (cls == 2) {
 			qr->state = RCPT_DELIVERED;
+			/* RFC 3461 5.2.2.3: the next hop will not report
+			 * success, so we do: a "relayed" DSN. */
+			if ((qr->notify & DSN_NOTIFY_SUCCESS) &&
+			    !(qr->notify & DSN_NOTIFY_NEVER) &&
+			    !a->remote_dsn) {
+				m->relayed[i] = 1;
+				set_str(&m->fail_remote[i], a->host);
+				set_str(&m->fail_diag[i], r->reply);
+			}
 			qr->attempts++;
 			d->st.sent++;
 			log_rcpt(d, j, k, a, "sent", status, text, now_us);
@@ -503,12 +515,13 @@ wants_delay_dsn(const struct queue_rcpt *r)
 }
 
 /*
- * Queues one DSN to the sender: failures (delayed == 0) or a delay
- * warning for the recipients still deferred (delayed == 1).
+ * Queues one DSN to the sender (kind: DELIVER_DSN_*): failures, a delay
+ * warning for the recipients still deferred, or a "relayed" notice.
  */
 static int
-send_bounce(deliver_t *d, struct dmsg *m, int delayed)
+send_bounce(deliver_t *d, struct dmsg *m, int kind)
 {
+	static const char *const actions[] = {"failed", "delayed", "relayed"};
 	struct queue_env *env = m->env, *benv;
 	struct deliver_dsn_rcpt *dr;
 	struct deliver_dsn dsn;
@@ -529,13 +542,16 @@ send_bounce(deliver_t *d, struct dmsg *m, int delayed)
 	for (i = 0; i < env->nrcpt; i++) {
 		const struct queue_rcpt *r = &env->rcpts[i];
 
-		if (delayed ? (r->state != RCPT_DEFERRED || m->failed[i] ||
-		                  !wants_delay_dsn(r))
-		            : (!m->failed[i] || !wants_failure_dsn(r)))
+		if (kind == DELIVER_DSN_DELAYED
+		        ? (r->state != RCPT_DEFERRED || m->failed[i] ||
+		              !wants_delay_dsn(r))
+		    : kind == DELIVER_DSN_RELAYED
+		        ? !m->relayed[i]
+		        : (!m->failed[i] || !wants_failure_dsn(r)))
 			continue;
 		dr[n].address = r->address;
 		dr[n].orcpt = r->orcpt;
-		dr[n].action = delayed ? "delayed" : "failed";
+		dr[n].action = actions[kind];
 		dr[n].status = r->dsn_status ? r->dsn_status : "5.0.0";
 		dr[n].remote_mta = m->fail_remote[i];
 		dr[n].diagnostic = m->fail_diag[i];
@@ -560,8 +576,8 @@ send_bounce(deliver_t *d, struct dmsg *m, int delayed)
 	dsn.envid = env->envid;
 	dsn.arrival = env->arrival;
 	dsn.now = clock_now();
-	dsn.ret = delayed ? DSN_RET_HDRS : env->ret;
-	dsn.delayed = delayed;
+	dsn.ret = kind != DELIVER_DSN_FAILED ? DSN_RET_HDRS : env->ret;
+	dsn.kind = kind;
 	dsn.rcpts = dr;
 	dsn.nrcpt = n;
 	dsn.content = m->content;
@@ -588,7 +604,10 @@ send_bounce(deliver_t *d, struct dmsg *m, int delayed)
 	} else {
 		d->st.dsns++;
 		log_info("%s: sender %s notification: %s", env->qid,
-		    delayed ? "delay" : "non-delivery", bqid);
+		    kind == DELIVER_DSN_DELAYED   ? "delay"
+		    : kind == DELIVER_DSN_RELAYED ? "success"
+		                                  : "non-delivery",
+		    bqid);
 	}
 	buf_free(err);
 	buf_free(out);
@@ -650,9 +669,14 @@ msg_job_finished(deliver_t *d, struct dmsg *m)
 	if (d->cfg->delay_warning_time > 0 && !(m->env->flags & QENV_WARNED) &&
 	    clock_now() - m->env->arrival >= d->cfg->delay_warning_time &&
 	    m->env->sender[0] != '\0' && !(m->env->flags & QENV_BOUNCE) &&
-	    queue_env_next_due(m->env) >= 0 && send_bounce(d, m, 1) == 0)
+	    queue_env_next_due(m->env) >= 0 &&
+	    send_bounce(d, m, DELIVER_DSN_DELAYED) == 0)
 		m->env->flags |= QENV_WARNED;
-	if (anyfail && send_bounce(d, m, 0) < 0)
+	for (i = 0; i < m->env->nrcpt && !m->relayed[i]; i++)
+		;
+	if (i < m->env->nrcpt)
+		send_bounce(d, m, DELIVER_DSN_RELAYED); /* best effort */
+	if (anyfail && send_bounce(d, m, DELIVER_DSN_FAILED) < 0)
 		write_env(d, m, 0);
 	else
 		write_env(d, m, 1);
@@ -1283,6 +1307,7 @@ sess_cb(void *arg, smtp_sess_t *s, enum smtp_event ev)
 	a.host = t->hosts[t->addrs[c->addr].host].name;
 	a.tls = smtp_sess_tls(s);
 	a.pol = &c->pol;
+	a.remote_dsn = (smtp_sess_ehlo(s)->ext & SMTP_EXT_DSN) != 0;
 	switch (ev) {
 	case SMTP_EV_READY:
 		c->setup_usec = smtp_sess_setup_usec(s);
@@ -1518,6 +1543,7 @@ msg_start(deliver_t *d, struct queue_env *env, int64_t now)
 	m->content = buf_steal(content, &m->len);
 	buf_free(content);
 	m->failed = xcalloc(env->nrcpt ? env->nrcpt : 1, 1);
+	m->relayed = xcalloc(env->nrcpt ? env->nrcpt : 1, 1);
 	m->fail_remote = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(char *));
 	m->fail_diag = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(char *));
 	m->next = d->msgs;

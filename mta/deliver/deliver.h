@@ -134,13 +134,16 @@ void deliver_mx_sort(
 struct deliver_dsn_rcpt {
 	const char *address;
 	const char *orcpt; /* NULL or "rfc822;..." (xtext) */
-	const char *action; /* "failed", "delayed", "delivered" */
+	const char *action; /* "failed", "delayed", "relayed" */
 	const char *status; /* "5.1.1" */
 	const char *remote_mta; /* NULL or the host name */
 	const char *diagnostic; /* NULL or the reply "550 5.1.1 ..." */
 	const char *reason; /* human text when no reply */
 	int64_t last_attempt;
 };
+#define DELIVER_DSN_FAILED 0 /* non-delivery: returned to sender */
+#define DELIVER_DSN_DELAYED 1 /* delay warning (delay_warning_time) */
+#define DELIVER_DSN_RELAYED 2 /* NOTIFY=SUCCESS, next hop lacks DSN */
 struct deliver_dsn {
 	const char *reporting_mta; /* myhostname */
 	const char *to; /* the original sender */
@@ -150,7 +153,7 @@ struct deliver_dsn {
 	const char *envid; /* NULL or decoded ENVID */
 	int64_t arrival, now;
 	int ret; /* enum dsn_ret; UNSPEC means full */
-	int delayed; /* a delay warning, not a failure */
+	int kind; /* DELIVER_DSN_* */
 	const struct deliver_dsn_rcpt *rcpts;
 	size_t nrcpt;
 	const char *content; /* the original message */

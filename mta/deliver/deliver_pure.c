@@ -345,8 +345,11 @@ deliver_dsn_build(const struct deliver_dsn *d, buf_t *out)
 	put_text(out, d->to);
 	buf_puts(out, ">\r\n");
 	buf_printf(out, "Subject: %s\r\n",
-	    d->delayed ? "Delayed Mail (still being retried)"
-	               : "Undelivered Mail Returned to Sender");
+	    d->kind == DELIVER_DSN_DELAYED
+	        ? "Delayed Mail (still being retried)"
+	    : d->kind == DELIVER_DSN_RELAYED
+	        ? "Successful Mail Delivery Report"
+	        : "Undelivered Mail Returned to Sender");
 	buf_puts(out, "Date: ");
 	put_date(out, d->now);
 	buf_printf(out, "\r\nMessage-ID: <%s>\r\n", d->msgid);
@@ -364,10 +367,15 @@ deliver_dsn_build(const struct deliver_dsn *d, buf_t *out)
 	              "Content-Type: text/plain; charset=us-ascii\r\n\r\n");
 	buf_printf(out, "This is the mail system at host %s.\r\n\r\n",
 	    d->reporting_mta);
-	if (d->delayed)
+	if (d->kind == DELIVER_DSN_DELAYED)
 		buf_puts(out, "Your message could not be delivered yet to "
 		              "the recipients below.\r\nThe mail system will "
 		              "keep trying; you need not send it again.\r\n");
+	else if (d->kind == DELIVER_DSN_RELAYED)
+		buf_puts(out,
+		    "Your message was passed on to the recipients "
+		    "below.\r\nThe next system does not report "
+		    "delivery, so no further notice will follow.\r\n");
 	else
 		buf_puts(out, "Your message could not be delivered to one or "
 		              "more recipients.\r\nIt is attached below.\r\n");

@@ -341,6 +341,17 @@ class DeliverNet(unittest.TestCase):
         self.assertEqual(addr, "127.25.0.26")
         self.assertIsNone(rec["tls"])
         self.check_identical(sent, rec)
+        # NOTIFY=SUCCESS to a next hop without DSN: a "relayed" DSN
+        # (RFC 3461 5.2.2.3); plain.secure.test offers no DSN.
+        _, qid = self.send(["ned@plain.secure.test"], "relaytoken",
+                           rcpt_opts=["NOTIFY=SUCCESS"])
+        rec, dsn = self.dsn_for("relaytoken")
+        st = check_dsn(self, dsn)
+        r = st["recipients"][0]
+        self.assertEqual(r["Action"], "relayed")
+        self.assertEqual(r["Status"], "2.0.0")
+        self.assertEqual(r["Remote-MTA"], "dns; mx.plain.secure.test")
+        self.assertTrue(r["Diagnostic-Code"].startswith("smtp; 250"), r)
         # NOTIFY=NEVER: a permanent failure sends no DSN.
         _, qid = self.send(["nosuchuser@many.secure.test"], "nevertoken",
                            rcpt_opts=["NOTIFY=NEVER"])
