@@ -33,7 +33,8 @@ int buf_puts(buf_t *, const char *);
 int buf_putc(buf_t *, int);
 int buf_printf(buf_t *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
-int buf_vprintf(buf_t *, const char *, va_list);
+int buf_vprintf(buf_t *, const char *, va_list)
+    __attribute__((format(printf, 2, 0)));
 /* Drop the first n bytes (consumed input). */
 void buf_consume(buf_t *, size_t n);
 /* Shorten to n bytes (n <= length). */

@@ -73,6 +73,9 @@ level_word(enum log_level level)
 	}
 }
 
+static void log_vmsg(enum log_level, const char *, va_list)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
