@@ -1479,14 +1479,15 @@ dest_pump(struct dest *t)
 		c->job->t_sent = clock_now_usec();
 		smtp_sess_send(c->sess, &c->job->smsg);
 	}
-	/* New connections: a second one only when work piles up, so that
-	 * a stream of messages shares a few sessions (reuse) rather than
-	 * one session per message. */
+	/* New connections: another one only when four jobs wait per open
+	 * connection, so that a stream of messages shares a few sessions
+	 * (reuse) rather than one session per message, while a backlog
+	 * still reaches the concurrency limit. */
 	while (t->njobs > 0 &&
 	       t->nconn <
 	           (unsigned)d->cfg->default_destination_concurrency_limit &&
 	       d->nconn < (unsigned)d->cfg->default_process_limit &&
-	       (t->nconn == 0 || t->njobs >= 2 * t->nconn)) {
+	       (t->nconn == 0 || t->njobs >= 4 * t->nconn)) {
 		c = conn_new(t, dest_take_job(t));
 		conn_next_addr(c);
 	}
