@@ -543,6 +543,8 @@ on_written(struct bufferevent *bev, void *arg)
 	conn_free(arg);
 }
 
+static void on_conn_event(struct bufferevent *, short, void *);
+
 static void
 reply(struct ctl_conn *c, int ok, buf_t *body)
 {
@@ -562,7 +564,9 @@ reply(struct ctl_conn *c, int ok, buf_t *body)
 		evbuffer_add(o, buf_data(line), buf_len(line));
 		buf_free(line);
 	}
-	bufferevent_setcb(c->bev, NULL, on_written, NULL, c);
+	/* Freed when the answer is out, or when the client hangs up or the
+	 * write times out before that. */
+	bufferevent_setcb(c->bev, NULL, on_written, on_conn_event, c);
 }
 
 static void
