@@ -325,6 +325,36 @@ def run(tmp, daemon, cli, sendmail, as_root, procs):
             os.path.join(qdir, "corrupt", "00000000000000AB"))),
             "bad maildrop file moved to corrupt/")
 
+    # The raw protocol: one line in, "OK"/"ERR" out, then close.
+    def raw(data):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.settimeout(30)
+        c.connect(os.path.join(qdir, "private/control"))
+        try:
+            c.sendall(data)
+        except OSError:
+            pass
+        out = b""
+        try:
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:
+            pass
+        c.close()
+        return out.decode(errors="replace")
+    check(raw(b"stats\n").startswith("OK\nuptime: "), "raw: stats")
+    check(raw(b"frobnicate\n").startswith("ERR unknown command"),
+          "raw: unknown command is ERR")
+    check(raw(b"list\x00\n") == "ERR control or non-ASCII character in "
+          "request\n", "raw: a NUL is refused")
+    check(raw(b"x" * 9000) == "ERR request too long\n",
+          "raw: a request over 8192 bytes is refused")
+    check(raw(b"hold" + b" 0123456789ABCDEF" * 600 + b"\n") ==
+          "ERR request too long\n", "raw: too many IDs is refused")
+
     r = q("delete", "--all")
     check(r.returncode == 0, "queue delete --all")
     r = q("list")
