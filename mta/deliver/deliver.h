@@ -70,7 +70,10 @@ struct deliver_policy {
 	/* "" to use the host; else skip it (e.g. "4.7.5") with reason. */
 	char status[SMTP_STATUS_SIZE];
 	char reason[256];
-	const char *source; /* static: "config", "dane", "mta-sts" */
+	/* static: "config", "dane", "mta-sts". Only a "config" verdict at
+	 * level may allows smtp_tls_fallback_to_clear: a hook answers
+	 * "config" for destinations without a DANE or MTA-STS policy. */
+	const char *source;
 	/* Optional: set up the SSL (TLSA records) before the handshake;
 	 * free_fn(arg) is called when the connection ends. */
 	smtp_tls_setup_fn *tls_setup;

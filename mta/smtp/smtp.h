@@ -10,6 +10,15 @@
  * RFCs: 5321 (4.1 commands, 4.2 replies, 4.5.2 dot-stuffing, 4.5.3.2
  * timeouts), 3207 STARTTLS, 2920 PIPELINING, 1870 SIZE, 6152 8BITMIME,
  * 6531 SMTPUTF8, 3461 DSN, 2034/3463 enhanced status codes.
+ *
+ * Decisions: a message flagged SMTPUTF8 goes only to a server offering
+ * SMTPUTF8, else it fails with 5.6.7 (RFC 6531 3.5, no downgrade). A
+ * message flagged 8BITMIME whose content really has 8-bit bytes goes
+ * only to a server offering 8BITMIME, else it fails with 5.6.3 (RFC 6152
+ * 3 allows this instead of converting to 7-bit MIME, which we never do:
+ * the message arrives byte-identical or not at all); declared 8BITMIME
+ * but 7-bit content goes out without BODY=. A message larger than the
+ * server's SIZE fails with 5.3.4 before MAIL (RFC 1870).
  */
 #ifndef STRICTMTA_SMTP_H
 #define STRICTMTA_SMTP_H
