@@ -1012,11 +1012,20 @@ route_start(struct dest *t)
 			dest_pump(t);
 			return;
 		}
+		if (d->res == NULL)
+			goto no_resolver;
 		lookup_hosts(t);
 		return;
 	}
+	if (d->res == NULL)
+		goto no_resolver;
 	t->mx_lookup =
 	    resolver_lookup(d->res, t->nh.host, RESOLVER_MX, mx_cb, t);
+	return;
+no_resolver:
+	/* Only tests run without a resolver: nothing but literals. */
+	route_fail(t, 450, "4.4.3", "no resolver for %s", t->nh.host);
+	dest_pump(t);
 }
 
 /*
