@@ -11,7 +11,9 @@
  *   3. else submit it to group commit under the same queue ID, and unlink
  *      the file only when the commit is durable (QUEUE_OK).
  * A scan starts at most IMPORT_MAX_INFLIGHT imports and looks at most at
- * IMPORT_MAX_ENTRIES names, so a flood of files is taken in bounded bites.
+ * IMPORT_MAX_ENTRIES names, so a flood of files is taken in bounded bites;
+ * when a scan stopped at the limit, finished imports start the next scan
+ * at once instead of waiting for import_interval.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -45,6 +47,7 @@ struct import {
 	char *corrupt_dir; /* queue_directory/corrupt */
 	struct import_job *jobs;
 	unsigned njobs;
+	int saturated; /* the last scan stopped at IMPORT_MAX_INFLIGHT */
 	uint64_t imported, corrupt;
 };
 
@@ -134,6 +137,10 @@ import_done(void *arg, int err, const char *qid)
 		imp->imported++;
 		log_info("%s: queued from maildrop", qid);
 		daemon_queue_changed(imp->d);
+		/* A backlog is taken at the speed of the disk, not one bite
+		 * per import_interval. */
+		if (imp->saturated && imp->njobs < IMPORT_MAX_INFLIGHT / 2)
+			import_scan(imp);
 	} else {
 		/* The file stays; the next scan tries again. */
 		log_warn("%s: cannot queue maildrop file: %s", qid,
@@ -266,8 +273,8 @@ import_scan(struct import *imp)
 		log_warn("%s: cannot list: %s", imp->dir, strerror(errno));
 		return;
 	}
-	while ((de = readdir(dir)) != NULL && seen++ < IMPORT_MAX_ENTRIES &&
-	       imp->njobs < IMPORT_MAX_INFLIGHT) {
+	imp->saturated = 0;
+	while ((de = readdir(dir)) != NULL && seen++ < IMPORT_MAX_ENTRIES) {
 		const char *name = de->d_name;
 
 		if (strncmp(name, MAILDROP_TMP_PREFIX,
@@ -277,6 +284,10 @@ import_scan(struct import *imp)
 		}
 		if (!qid_valid(name) || find_job(imp, name))
 			continue;
+		if (imp->njobs >= IMPORT_MAX_INFLIGHT) {
+			imp->saturated = 1;
+			break;
+		}
 		import_one(imp, name);
 	}
 	closedir(dir);
