@@ -1273,7 +1273,9 @@ conn_after_job(struct conn *c)
 	deliver_t *d = t->d;
 	struct job *j;
 
-	if (c->reuse >= (unsigned)d->cfg->smtp_connection_reuse_count_limit) {
+	/* reuse counts the messages after the first one. */
+	if (c->reuse + 1 >=
+	    (unsigned)d->cfg->smtp_connection_reuse_count_limit) {
 		conn_free(c);
 		return;
 	}
@@ -1477,7 +1479,7 @@ dest_pump(struct dest *t)
 	/* Idle sessions first: no new connection when one is open. */
 	for (c = t->conns; c != NULL && t->njobs > 0; c = c->next) {
 		if (!c->idle ||
-		    c->reuse >=
+		    c->reuse + 1 >=
 		        (unsigned)d->cfg->smtp_connection_reuse_count_limit)
 			continue;
 		c->idle = 0;
