@@ -91,7 +91,9 @@ def run(tmp, daemon, cli, sendmail, procs):
         f.write("queue_directory = %s\n" % qdir)
         f.write("smtpd_listen = %s:%d\n" % (ADDR, port))
         f.write("maillog_file = -\n")
-        f.write("import_interval = 1s\n")
+        # Every import here must come from the scan at start or from the
+        # backlog rescans, never from the timer.
+        f.write("import_interval = 60s\n")
         f.write("mta_sts_enable = no\n")
         f.write("smtp_dns_support_level = enabled\n")
         f.write("transport_maps = %s\n" % transport)
@@ -158,6 +160,32 @@ def run(tmp, daemon, cli, sendmail, procs):
           "queued under the file's name %s" % qid)
     check(os.path.exists(stray), "a file not named by a queue ID stays")
     os.unlink(stray)
+    stop(p)
+
+    # A backlog larger than the imports in flight (64) is taken at once,
+    # not one bite per import_interval.
+    backlog = 150
+    for i in range(backlog):
+        r = subprocess.run([sendmail, "-f", "erin@example.org",
+                            "frank@example.net"],
+                           input=b"Subject: backlog\n\nhello\n", env=env,
+                           capture_output=True, timeout=30)
+        if r.returncode != 0:
+            break
+    check(r.returncode == 0, "sendmail queued a backlog of %d" % backlog)
+    p = start()
+    check(wait_for(lambda: not [n for n in os.listdir(maildrop)
+                                if not n.startswith(".")], 20),
+          "backlog imported well within import_interval")
+    msgs = listing()
+    check(msgs is not None and len(msgs) == backlog + 1,
+          "backlog queued (%s)" % (len(msgs) if msgs else msgs))
+    # Keep only the first message for the next step.
+    r = subprocess.run([cli, "-c", cfg, "queue", "delete"] +
+                       [m["queue_id"] for m in (msgs or [])
+                        if m["queue_id"] != qid],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, "backlog deleted (%s)" % r.stderr.strip())
     stop(p)
 
     # As if the daemon died after the commit but before the unlink.
