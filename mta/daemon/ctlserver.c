@@ -588,6 +588,9 @@ on_read(struct bufferevent *bev, void *arg)
 		}
 		return;
 	}
+	/* A CRLF line (socat, telnet) is the same request. */
+	if (n > 0 && line[n - 1] == '\r')
+		line[--n] = '\0';
 	out = buf_new(CTL_REPLY_CAP);
 	if (c->denied) {
 		/* Answered only now that the request is read: closing with

@@ -346,6 +346,7 @@ def run(tmp, daemon, cli, sendmail, as_root, procs):
         c.close()
         return out.decode(errors="replace")
     check(raw(b"stats\n").startswith("OK\nuptime: "), "raw: stats")
+    check(raw(b"stats\r\n").startswith("OK\nuptime: "), "raw: CRLF")
     check(raw(b"frobnicate\n").startswith("ERR unknown command"),
           "raw: unknown command is ERR")
     check(raw(b"list\x00\n") == "ERR control or non-ASCII character in "
