@@ -198,15 +198,25 @@ class DeliverNet(unittest.TestCase):
         self.check_identical(sent, rec)
 
     def test_04_null_mx_bounces(self):
-        _, qid = self.send(["dave@nullmx.secure.test"], "nullmxtoken")
+        # Three permanent routing failures in one message: one DSN.
+        _, qid = self.send(["dave@nullmx.secure.test",
+                            "erin@nxdomain.secure.test",
+                            "fay@noaddr.secure.test"], "nullmxtoken")
         rec, dsn = self.dsn_for("nullmxtoken")
         self.assertEqual(rec["rcpt_to"], ["sender-nullmxtoken@" +
                                           SENDER_DOMAIN])
         st = check_dsn(self, dsn)
-        self.assertEqual(st["recipients"][0]["Final-Recipient"],
-                         "rfc822; dave@nullmx.secure.test")
-        self.assertEqual(st["recipients"][0]["Status"], "5.1.10")
-        self.assertEqual(st["recipients"][0]["Action"], "failed")
+        got = {r["Final-Recipient"]: (r["Action"], r["Status"])
+               for r in st["recipients"]}
+        self.assertEqual(got, {
+            "rfc822; dave@nullmx.secure.test": ("failed", "5.1.10"),
+            "rfc822; erin@nxdomain.secure.test": ("failed", "5.1.2"),
+            "rfc822; fay@noaddr.secure.test": ("failed", "5.4.4"),
+        })
+        time.sleep(1)
+        n = sum(1 for a in SENDER_SINKS for m in self.net.messages(a)
+                if b"nullmxtoken" in m_data(m))
+        self.assertEqual(n, 1, "one DSN per message")
         # The A record of the domain (127.25.0.15) is never used.
         for m in self.net.messages("127.25.0.15"):
             self.assertNotIn(b"nullmxtoken", m_data(m))
