@@ -592,6 +592,12 @@ send_bounce(deliver_t *d, struct dmsg *m, int kind)
 	benv->arrival = clock_now();
 	benv->size = buf_len(out);
 	benv->flags = QENV_BOUNCE;
+	/* An 8-bit original inside, or a UTF-8 sender: say so (RFC 6152,
+	 * RFC 6531), so that the DSN is not sent where it cannot go. */
+	if (smtp_has_8bit(buf_data(out), buf_len(out)))
+		benv->flags |= QENV_8BITMIME;
+	if (smtp_has_8bit(env->sender, strlen(env->sender)))
+		benv->flags |= QENV_SMTPUTF8;
 	benv->client = xstrdup("local");
 	queue_env_add_rcpt(benv, env->sender, NULL, DSN_NOTIFY_NEVER);
 	err = buf_new(512);

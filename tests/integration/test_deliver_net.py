@@ -197,6 +197,12 @@ class DeliverNet(unittest.TestCase):
         self.assertEqual(addr, "127.25.0.15")
         self.check_identical(sent, rec)
 
+    def test_03b_ipv6_only_mx(self):
+        sent, _ = self.send(["gus@v6.secure.test"], "v6token")
+        addr, rec = self.wait_msg(["::1"], "v6token")
+        self.assertEqual(addr, "::1")
+        self.check_identical(sent, rec)
+
     def test_04_null_mx_bounces(self):
         # Three permanent routing failures in one message: one DSN.
         _, qid = self.send(["dave@nullmx.secure.test",
