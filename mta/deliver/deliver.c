@@ -47,6 +47,7 @@
 #define MAX_HOSTS 32 /* MX hosts used per destination */
 #define MAX_ADDRS 64 /* addresses tried per destination */
 #define DSN_FULL_LIMIT 50000
+#define DEAD_HOST_TIME 60 /* seconds an unreachable address is tried last */
 
 struct job;
 struct dest;
@@ -123,6 +124,9 @@ struct dest {
 	struct route_addr addrs[MAX_ADDRS];
 	unsigned naddrs;
 	struct host_addrs *scratch; /* while resolving */
+	/* Addresses that just failed to connect or greet: other sessions
+	 * of this destination try them last (Postfix's dead hosts). */
+	int64_t dead_until[MAX_ADDRS];
 	struct host_cb_arg cbarg[MAX_HOSTS][2]; /* resolver callback args */
 	int fail_code;
 	char fail_status[SMTP_STATUS_SIZE];
@@ -1128,7 +1132,17 @@ conn_next_addr(struct conn *c)
 	struct dest *t = c->dest;
 	deliver_t *d = t->d;
 	int host;
+	unsigned k;
 
+	/* Skip an address marked dead while a live one remains later. */
+	while (c->addr < t->naddrs && t->dead_until[c->addr] > clock_now()) {
+		for (k = c->addr + 1;
+		     k < t->naddrs && t->dead_until[k] > clock_now(); k++)
+			;
+		if (k == t->naddrs)
+			break;
+		c->addr++;
+	}
 	if (c->addr >= t->naddrs) {
 		struct attempt a;
 		struct smtp_failure f = c->lastfail;
@@ -1389,6 +1403,8 @@ sess_cb(void *arg, smtp_sess_t *s, enum smtp_event ev)
 		conn_connect(c);
 		return;
 	}
+	if (f->stage == SMTP_FAIL_CONNECT || f->stage == SMTP_FAIL_GREETING)
+		t->dead_until[c->addr] = clock_now() + DEAD_HOST_TIME;
 	c->no_tls = 0;
 	c->addr++;
 	conn_next_addr(c);
