@@ -11,6 +11,8 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +79,51 @@ load_config(const char *path, int explicit_path)
 	return cfg;
 }
 
+/*
+ * What the daemon checks at start beyond the file's syntax: the accounts
+ * exist and settings that only make sense together. Returns the number of
+ * problems, each printed as "FILE: what".
+ */
+static int
+check_semantics(const char *path, const struct config *cfg)
+{
+	int bad = 0;
+
+	if (cfg->queue_directory[0] != '/') {
+		fprintf(stderr,
+		    "strictmta: %s: queue_directory: '%s' is not an "
+		    "absolute path\n",
+		    path, cfg->queue_directory);
+		bad++;
+	}
+	if (getpwnam(cfg->mail_owner) == NULL) {
+		fprintf(stderr,
+		    "strictmta: %s: mail_owner: no such user '%s'\n", path,
+		    cfg->mail_owner);
+		bad++;
+	}
+	if (getgrnam(cfg->setgid_group) == NULL) {
+		fprintf(stderr,
+		    "strictmta: %s: setgid_group: no such group '%s'\n", path,
+		    cfg->setgid_group);
+		bad++;
+	}
+	if (cfg->admin_group[0] && getgrnam(cfg->admin_group) == NULL) {
+		fprintf(stderr,
+		    "strictmta: %s: admin_group: no such group '%s'\n", path,
+		    cfg->admin_group);
+		bad++;
+	}
+	if (cfg->smtps_listen[0] && !cfg->smtpd_tls_cert_file[0]) {
+		fprintf(stderr,
+		    "strictmta: %s: smtps_listen is set but "
+		    "smtpd_tls_cert_file is not\n",
+		    path);
+		bad++;
+	}
+	return bad;
+}
+
 static int
 cmd_config(const char *path, int explicit_path, int argc, char **argv)
 {
@@ -102,11 +149,15 @@ cmd_config(const char *path, int explicit_path, int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[0], "check") == 0) {
+		int bad;
+
 		/* Like the daemon: the file must exist. */
 		cfg = load_config(path, 1);
-		printf("%s: configuration OK\n", path);
+		bad = check_semantics(path, cfg);
+		if (!bad)
+			printf("%s: configuration OK\n", path);
 		config_free(cfg);
-		return 0;
+		return bad ? EX_CONFIG_ : 0;
 	}
 	if (strcmp(argv[0], "print") == 0) {
 		cfg = load_config(path, explicit_path);

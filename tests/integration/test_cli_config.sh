@@ -16,8 +16,10 @@ fail=0
 ok() { echo "ok   $1"; }
 bad() { echo "FAIL $1"; fail=1; }
 
-printf 'queue_directory = %s/q\nmyhostname = mx.test.example\n' "$tmp" \
-    >"$tmp/good.cf"
+# Accounts every Debian system has, so that the check does not depend on
+# tests/install-deps.
+printf 'queue_directory = %s/q\nmyhostname = mx.test.example\nmail_owner = nobody\nsetgid_group = nogroup\n' \
+    "$tmp" >"$tmp/good.cf"
 if "$cli" config check -c "$tmp/good.cf" >"$tmp/out" 2>&1; then
 	ok "config check: good file"
 else
@@ -37,6 +39,16 @@ if [ $rc -eq 78 ] && grep -q "$tmp/bad.cf:3: smtpd_timeout: 'soon' is not a time
 	ok "config check: bad value names file, line, key (exit 78)"
 else
 	bad "config check: bad value: rc=$rc $(cat "$tmp/out")"
+fi
+printf 'mail_owner = no-such-user-here\nsmtps_listen = 127.22.0.1:465\n' \
+    >"$tmp/sem.cf"
+"$cli" config check -c "$tmp/sem.cf" >"$tmp/out" 2>&1
+rc=$?
+if [ $rc -eq 78 ] && grep -q "sem.cf: mail_owner: no such user 'no-such-user-here'" "$tmp/out" &&
+    grep -q "smtps_listen is set but smtpd_tls_cert_file is not" "$tmp/out"; then
+	ok "config check: what the daemon would refuse (exit 78)"
+else
+	bad "config check: semantics: rc=$rc $(cat "$tmp/out")"
 fi
 "$cli" config check -c "$tmp/missing.cf" >"$tmp/out" 2>&1
 rc=$?
