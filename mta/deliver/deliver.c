@@ -376,10 +376,10 @@ job_done(deliver_t *d, struct job *j, const struct attempt *a)
 		struct queue_rcpt *qr = &m->env->rcpts[i];
 		char status[SMTP_STATUS_SIZE];
 		const char *text;
-		int cls = r->code / 100, remote = r->code != 0;
+		int cls = r->code / 100, remote = r->code != 0 && !r->local;
 
 		buf_reset(b);
-		if (remote) {
+		if (r->code != 0) {
 			snprintf(status, sizeof(status), "%s", r->status);
 			text = r->reply;
 		} else if (a->fail != NULL) {

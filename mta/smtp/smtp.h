@@ -153,6 +153,7 @@ struct smtp_msg_rcpt {
 	int code;
 	char status[SMTP_STATUS_SIZE];
 	char reply[600]; /* "550 5.1.1 ... ", printable */
+	int local; /* decided here (SIZE, SMTPUTF8...), not a reply */
 };
 
 struct smtp_msg {

@@ -297,6 +297,7 @@ set_rcpt_result(
 	buf_t *b = buf_new(sizeof(r->reply) - 1);
 
 	r->code = rep->code;
+	r->local = 0;
 	if (rep->status[0] != '\0')
 		snprintf(r->status, sizeof(r->status), "%s", rep->status);
 	else
@@ -314,6 +315,7 @@ set_rcpt_local(
     struct smtp_msg_rcpt *r, int code, const char *status, const char *text)
 {
 	r->code = code;
+	r->local = 1;
 	snprintf(r->status, sizeof(r->status), "%s", status);
 	snprintf(r->reply, sizeof(r->reply), "%s", text);
 }
@@ -980,6 +982,7 @@ smtp_sess_send(smtp_sess_t *s, struct smtp_msg *m)
 	s->body_ignored = 0;
 	for (i = 0; i < m->nrcpt; i++) {
 		m->rcpts[i].code = 0;
+		m->rcpts[i].local = 0;
 		m->rcpts[i].status[0] = '\0';
 		m->rcpts[i].reply[0] = '\0';
 	}
