@@ -48,6 +48,8 @@
 #define MAX_ADDRS 64 /* addresses tried per destination */
 #define DSN_FULL_LIMIT 50000
 #define DEAD_HOST_TIME 60 /* seconds an unreachable address is tried last */
+#define ROUTE_MIN_AGE 10 /* a route is used at least this long (s) */
+#define ROUTE_MAX_AGE 3600 /* and at most this long */
 
 struct job;
 struct dest;
@@ -116,6 +118,8 @@ struct dest {
 	unsigned nconn;
 	/* Route: resolving, then ready or failed. */
 	int route_state; /* 0 none, 1 resolving, 2 ready, 3 failed */
+	int64_t route_expires; /* ready route: re-resolve after (TTL) */
+	uint32_t ttl; /* smallest TTL seen while resolving */
 	struct deliver_nexthop nh;
 	enum dnssec_status mx_dnssec;
 	uint64_t mx_lookup;
@@ -764,6 +768,8 @@ addr_cb(void *arg, const struct resolver_answer *ans)
 	size_t i;
 
 	h->lookups[ha->slot] = 0;
+	if (ans->ttl > 0 && ans->ttl < t->ttl)
+		t->ttl = ans->ttl;
 	if (ans->dnssec == DNSSEC_BOGUS || ans->rcode == RESOLVER_TEMPFAIL) {
 		h->tempfail = 1;
 		log_info("%s: address lookup for %s failed: %s%s%s", t->name,
@@ -864,6 +870,12 @@ route_done(struct dest *t)
 			    t->name);
 	} else {
 		t->route_state = 2;
+		/* Follow DNS changes: at most the smallest TTL, bounded. */
+		t->route_expires =
+		    clock_now() + (t->ttl < ROUTE_MIN_AGE ? ROUTE_MIN_AGE
+		                      : t->ttl > ROUTE_MAX_AGE
+		                          ? ROUTE_MAX_AGE
+		                          : (int64_t)t->ttl);
 		log_debug("%s: route ready, %u hosts, %u addresses", t->name,
 		    t->nhosts, t->naddrs);
 	}
@@ -914,6 +926,8 @@ mx_cb(void *arg, const struct resolver_answer *ans)
 	const char *me = d->cfg->myhostname;
 
 	t->mx_lookup = 0;
+	if (ans->ttl > 0 && ans->ttl < t->ttl)
+		t->ttl = ans->ttl;
 	t->mx_dnssec = ans->dnssec;
 	if (ans->dnssec == DNSSEC_BOGUS) {
 		route_fail(t, 450, "4.4.3",
@@ -993,6 +1007,8 @@ route_start(struct dest *t)
 	size_t l = strlen(t->name);
 
 	t->route_state = 1;
+	t->ttl = UINT32_MAX;
+	memset(t->dead_until, 0, sizeof(t->dead_until));
 	t->mx_dnssec = DNSSEC_INDETERMINATE;
 	if (nh != NULL) {
 		t->nh = *nh;
@@ -1019,6 +1035,7 @@ route_start(struct dest *t)
 			t->addrs[0] = a;
 			t->naddrs = 1;
 			t->route_state = 2;
+			t->route_expires = clock_now() + ROUTE_MAX_AGE;
 			dest_pump(t);
 			return;
 		}
@@ -1293,9 +1310,11 @@ conn_after_job(struct conn *c)
 	deliver_t *d = t->d;
 	struct job *j;
 
-	/* reuse counts the messages after the first one. */
-	if (c->reuse + 1 >=
-	    (unsigned)d->cfg->smtp_connection_reuse_count_limit) {
+	/* reuse counts the messages after the first one. A stale route
+	 * ends the session so that the destination is looked up again. */
+	if (clock_now() >= t->route_expires ||
+	    c->reuse + 1 >=
+	        (unsigned)d->cfg->smtp_connection_reuse_count_limit) {
 		conn_free(c);
 		return;
 	}
@@ -1484,6 +1503,21 @@ dest_pump(struct dest *t)
 	struct conn *c;
 	struct job *j;
 
+	if (t->route_state == 2 && clock_now() >= t->route_expires) {
+		/* Stale route: close idle sessions; once none is left,
+		 * look the destination up again. Busy sessions finish
+		 * their message and close (conn_after_job). */
+		struct conn *next;
+
+		for (c = t->conns; c != NULL; c = next) {
+			next = c->next;
+			if (c->idle)
+				conn_free(c);
+		}
+		if (t->nconn > 0)
+			return;
+		t->route_state = 0;
+	}
 	if (t->route_state == 0)
 		route_start(t);
 	if (t->route_state == 1)
