@@ -820,7 +820,13 @@ class Postfix:
     def queue_count(self):
         """Messages still in Postfix's queue (postqueue -j)."""
         p = run(["postqueue", "-c", self.conf_dir, "-j"])
-        return len([l for l in p.stdout.splitlines() if l.strip()])
+        ids = set()
+        for line in p.stdout.splitlines():
+            try:
+                ids.add(json.loads(line)["queue_id"])
+            except (ValueError, KeyError):
+                pass
+        return len(ids)
 
     def log_text(self, tail=100):
         try:
