@@ -405,6 +405,34 @@ class DeliverNet(unittest.TestCase):
         finally:
             self.net.sink_reset("127.25.0.15")
 
+    def test_13_smtputf8_and_8bitmime_to_a_server_without(self):
+        # plain.secure.test offers neither SMTPUTF8 nor 8BITMIME.
+        _, q1 = self.send(["olga@plain.secure.test"], "utf8token",
+                          mail_opts=["SMTPUTF8"])
+        rec, dsn = self.dsn_for("utf8token")
+        r = check_dsn(self, dsn)["recipients"][0]
+        self.assertEqual((r["Action"], r["Status"]), ("failed", "5.6.7"))
+        sender = "sender-8bittoken@" + SENDER_DOMAIN
+        msg = smta.make_message("8bittoken", sender=sender,
+                                rcpt="pia@plain.secure.test")
+        msg += "caf\u00e9\r\n".encode()
+        s = smtplib.SMTP(self.d.host, self.d.port, timeout=20,
+                         source_address=(HOST, 0))
+        try:
+            s.ehlo("client.strictmta.test")
+            s.mail(sender, ["BODY=8BITMIME"])
+            s.rcpt("pia@plain.secure.test")
+            code, text = s.data(msg)
+            self.assertEqual(code, 250, text)
+        finally:
+            s.quit()
+        rec, dsn = self.dsn_for("8bittoken")
+        r = check_dsn(self, dsn)["recipients"][0]
+        self.assertEqual((r["Action"], r["Status"]), ("failed", "5.6.3"))
+        for m in self.net.messages("127.25.0.25"):
+            self.assertNotIn(b"utf8token", m_data(m))
+            self.assertNotIn(b"8bittoken", m_data(m))
+
 
 def m_data(rec):
     import base64
