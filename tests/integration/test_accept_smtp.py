@@ -105,7 +105,8 @@ class AcceptSmtp(unittest.TestCase):
         self.assertEqual(s.esmtp_features.get("size"), "200000")
         msg = smta.make_message("smtplib-1", rcpt="a@example.org")
         s.mail("smtplib@strictmta.test", ["SIZE=%d" % len(msg),
-                                          "BODY=8BITMIME"])
+                                          "BODY=8BITMIME", "RET=HDRS",
+                                          "ENVID=env+2Bid-1"])
         self.assertEqual(s.rcpt("a@example.org")[0], 250)
         self.assertEqual(s.rcpt("b@example.org",
                                 ["NOTIFY=SUCCESS,FAILURE",
@@ -123,6 +124,16 @@ class AcceptSmtp(unittest.TestCase):
         self.assertEqual(m["qid"], qid.group(1))
         self.assertEqual(sorted(m["recipients"]),
                          ["a@example.org", "b@example.org"])
+        # The DSN parameters are kept with the message (RFC 3461).
+        self.assertEqual(m.get("envid"), "env+id-1", m)
+        self.assertEqual(m.get("ret"), "hdrs", m)
+        self.assertIn("8bitmime", m.get("flags", []), m)
+        b = [r for r in m["rcpt_details"] if r.get("address") ==
+             "b@example.org"]
+        self.assertEqual(len(b), 1, m)
+        self.assertEqual(b[0].get("orcpt"), "rfc822;b@example.org", m)
+        self.assertEqual(sorted(b[0].get("notify", [])),
+                         ["failure", "success"], m)
         show = self.d.queue_show(m["qid"])
         self.assertIn("smtplib-1", show, "queue show prints the headers")
         self.assertIn("b@example.org", show)

@@ -260,7 +260,10 @@ class AcceptTls(unittest.TestCase):
         code, text = c.reply()
         self.assertEqual(code, 250, text)
         c.cmd("QUIT")
-        self.assertEqual(len(self.queued("authed@example.org")), 1)
+        msgs = self.queued("authed@example.org")
+        self.assertEqual(len(msgs), 1)
+        # RFC 8689: the REQUIRETLS flag is kept for delivery to honour.
+        self.assertIn("requiretls", msgs[0].get("flags", []), msgs[0])
 
     def test_auth_login_after_tls(self):
         c, _ = self.tls_conn()

@@ -375,6 +375,8 @@ def parse_queue_json(text):
                 if line.strip()]
     msgs = []
     for doc in docs:
+        if isinstance(doc, dict) and doc.get("truncated"):
+            raise AssertionError("queue listing truncated by the daemon")
         if isinstance(doc, dict):
             for k in ("messages", "queue", "entries", "items"):
                 if isinstance(doc.get(k), list):
@@ -400,6 +402,7 @@ def parse_queue_json(text):
                 addrs.append(r.get("address") or r.get("addr") or
                              r.get("recipient") or "")
         n = dict(m)
+        n["rcpt_details"] = [r for r in rc if isinstance(r, dict)]
         n["qid"] = qid
         n["sender"] = m.get("sender", m.get("from", "")) or ""
         n["recipients"] = addrs
