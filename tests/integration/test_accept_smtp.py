@@ -399,6 +399,20 @@ class AcceptSmtp(unittest.TestCase):
         self.addCleanup(c4.close)
         smta.greeted(c4)
 
+    def test_connection_limit_total(self):
+        d = smta.Daemon("conntotal", {"smtpd_connection_limit": "3"})
+        self.addCleanup(d.cleanup)
+        d.start()
+        for src in (smta.DAEMON_HOST, smta.OUTSIDE_HOST, "127.30.0.98"):
+            c = d.smtp(bind=src)
+            self.addCleanup(c.close)
+            smta.greeted(c)
+        c4 = d.smtp(bind="127.30.0.97")
+        self.addCleanup(c4.close)
+        code, text = c4.reply()
+        self.assertEqual(code, 421, text)
+        self.assertTrue(c4.closed_by_peer())
+
 
 if __name__ == "__main__":
     smta.main()
