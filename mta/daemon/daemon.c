@@ -34,9 +34,11 @@
 
 #include "daemon_int.h"
 #include "mta/deliver/deliver.h"
+#include "mta/deliver/tls_policy.h"
 #include "mta/util/clock.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
+#include "policy/sts/sts_cache.h"
 
 #define DAEMON_CHECKPOINT_INTERVAL 60 /* seconds, see queue_checkpoint() */
 #define DAEMON_STOP_GRACE 1 /* seconds for commits in flight */
@@ -536,6 +538,29 @@ add_signal(daemon_t *d, int sig)
 	return ev;
 }
 
+static int
+make_sts_cache(daemon_t *d, buf_t *err)
+{
+	buf_t *path = buf_new(4096);
+	sts_cache_t *cache;
+
+	buf_printf(path, "%s/policy", d->qdir);
+	if (mkdir(buf_data(path), 0700) < 0 && errno != EEXIST) {
+		buf_printf(err, "%s: %s", buf_data(path), strerror(errno));
+		buf_free(path);
+		return -1;
+	}
+	buf_puts(path, "/sts-cache.db");
+	if ((cache = sts_cache_open(buf_data(path), err)) == NULL) {
+		buf_free(path);
+		return -1;
+	}
+	sts_cache_close(cache);
+	d->sts_cache_path = buf_steal(path, NULL);
+	buf_free(path);
+	return 0;
+}
+
 /* Step 6, as mail_owner (effective ids): the queue and its files. */
 static int
 open_queue(daemon_t *d, int *exit_code, buf_t *err)
@@ -566,6 +591,12 @@ open_queue(daemon_t *d, int *exit_code, buf_t *err)
 		return -1;
 	}
 	d->commit = qcommit_new(d->queue, d->base);
+	/* The MTA-STS policy cache: created here, as mail_owner, so that
+	 * the root phase below only opens it. */
+	if (make_sts_cache(d, err) < 0) {
+		*exit_code = DAEMON_EX_OSERR;
+		return -1;
+	}
 	return 0;
 }
 
@@ -579,10 +610,13 @@ load_services(daemon_t *d, int *exit_code, buf_t *err)
 	/* Delivery: its resolver, then the scheduler (mta/deliver). */
 	if ((d->resolver = resolver_new(d->base, d->cfg, err)) == NULL ||
 	    (d->deliver = deliver_new(
-	         d->base, d->cfg, d->queue, d->resolver, err)) == NULL) {
+	         d->base, d->cfg, d->queue, d->resolver, err)) == NULL ||
+	    (d->tls_policy = tls_policy_new(d->base, d->cfg, d->resolver,
+	         d->sts_cache_path, err)) == NULL) {
 		*exit_code = DAEMON_EX_CONFIG;
 		return -1;
 	}
+	tls_policy_attach(d->tls_policy, d->deliver);
 	memset(&sp, 0, sizeof(sp));
 	sp.base = d->base;
 	sp.cfg = d->cfg;
@@ -741,6 +775,8 @@ daemon_free(daemon_t *d)
 	smtpd_free(d->smtpd);
 	/* In-flight deliveries are forgotten: retried after restart. */
 	deliver_free(d->deliver);
+	tls_policy_free(d->tls_policy);
+	free(d->sts_cache_path);
 	/* Finishes the batch being written: what was committed stays. */
 	qcommit_free(d->commit);
 	queue_close(d->queue);

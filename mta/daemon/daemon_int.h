@@ -65,6 +65,10 @@ struct daemon {
 	 */
 	struct resolver *resolver;
 	struct deliver *deliver;
+	/* DANE and MTA-STS verdicts for delivery (mta/deliver/tls_policy);
+	 * its MTA-STS cache is queue_directory/policy/sts-cache.db. */
+	struct tls_policy *tls_policy;
+	char *sts_cache_path;
 };
 
 /* import.c: the maildrop pickup. */

@@ -341,11 +341,18 @@ log_rcpt(deliver_t *d, struct job *j, size_t k, const struct attempt *a,
 	    dsn, status);
 	buf_puts(b, text);
 	buf_puts(b, ")");
-	if (a->pol != NULL)
+	if (a->pol != NULL) {
 		buf_printf(b, ", level=%s", tls_level_name(a->pol->level));
+		if (a->pol->source != NULL)
+			buf_printf(b, ", policy=%s", a->pol->source);
+		if (a->pol->reason[0])
+			buf_printf(b, " (%s)", a->pol->reason);
+	}
 	if (a->tls != NULL && a->tls->active) {
 		buf_printf(b, ", tls=%s:%s verified=%s", a->tls->protocol,
 		    a->tls->cipher, a->tls->verified ? "yes" : "no");
+		if (a->tls->match[0])
+			buf_printf(b, " match=\"%s\"", a->tls->match);
 		if (!a->tls->verified)
 			buf_printf(b, " reason=\"%s\"", a->tls->reason);
 	} else if (a->tls != NULL) {
@@ -630,6 +637,30 @@ send_bounce(deliver_t *d, struct dmsg *m, int kind)
 }
 
 /*
+ * An admin may hold recipients while an attempt is under way; our copy of
+ * the envelope predates that. A recipient that this attempt did not
+ * finish (delivered or failed) stays held as the queue now says.
+ */
+static void
+keep_admin_holds(deliver_t *d, struct queue_env *env)
+{
+	struct queue_env *cur = NULL;
+	size_t i;
+
+	if (queue_get(d->q, env->qid, &cur) != QUEUE_OK)
+		return;
+	if (cur->nrcpt == env->nrcpt)
+		for (i = 0; i < env->nrcpt; i++)
+			if (cur->rcpts[i].state == RCPT_HELD &&
+			    env->rcpts[i].state != RCPT_DELIVERED &&
+			    env->rcpts[i].state != RCPT_FAILED &&
+			    strcmp(cur->rcpts[i].address,
+			        env->rcpts[i].address) == 0)
+				env->rcpts[i].state = RCPT_HELD;
+	queue_env_free(cur);
+}
+
+/*
  * Writes the envelope. Failures are applied only when their DSN is
  * durable (or none is due); until then those recipients keep their old
  * state in the queue, so a crash retries them rather than losing them.
@@ -654,6 +685,7 @@ write_env(deliver_t *d, struct dmsg *m, int apply_failures)
 			    clock_now() + d->cfg->minimal_backoff_time;
 		}
 	}
+	keep_admin_holds(d, m->env);
 	rc = queue_update(d->q, m->env);
 	if (rc == QUEUE_OK)
 		rc = queue_sync(d->q, err);

@@ -138,6 +138,8 @@ struct smtp_tls_info {
 	int verified; /* chain trusted and name matched */
 	char verify[16]; /* "verified", "untrusted", "name-mismatch" */
 	char reason[128]; /* OpenSSL's reason when not verified */
+	char match[64]; /* DANE: the record that matched, e.g.
+	                   "DANE-EE(3) 1 1 depth 0"; "" otherwise */
 };
 
 /*

@@ -369,6 +369,17 @@ become_ready(smtp_sess_t *s)
 
 static void start_tls(smtp_sess_t *);
 
+/*
+ * The enhanced code when required TLS is missing: 4.7.5 where a DANE or
+ * MTA-STS policy asked for authenticated TLS (RFC 7672 and 8461 defer with
+ * it, as Postfix does), 4.7.4 for the local "encrypt" setting.
+ */
+static const char *
+tls_fail_status(const smtp_sess_t *s)
+{
+	return tls_level_must_match(s->opts.level) ? "4.7.5" : "4.7.4";
+}
+
 /* After EHLO/HELO: STARTTLS or not, as the level asks (RFC 3207). */
 static void
 after_ehlo(smtp_sess_t *s)
@@ -378,7 +389,7 @@ after_ehlo(smtp_sess_t *s)
 
 	if (s->tls.active || !want) {
 		if (!s->tls.active && tls_level_must_encrypt(s->opts.level)) {
-			sess_fail(s, SMTP_FAIL_POLICY, 0, "4.7.4",
+			sess_fail(s, SMTP_FAIL_POLICY, 0, tls_fail_status(s),
 			    "TLS is required, but unavailable for host %s",
 			    s->relay);
 			return;
@@ -388,7 +399,7 @@ after_ehlo(smtp_sess_t *s)
 	}
 	if (!(s->ehlo.ext & SMTP_EXT_STARTTLS)) {
 		if (tls_level_must_encrypt(s->opts.level)) {
-			sess_fail(s, SMTP_FAIL_POLICY, 0, "4.7.4",
+			sess_fail(s, SMTP_FAIL_POLICY, 0, tls_fail_status(s),
 			    "TLS is required, but was not offered by host %s",
 			    s->relay);
 			return;
@@ -471,6 +482,20 @@ tls_done(smtp_sess_t *s)
 		                                       : "untrusted");
 		snprintf(s->tls.reason, sizeof(s->tls.reason), "%s",
 		    X509_verify_cert_error_string(vr));
+	}
+	if (s->tls.verified &&
+	    SSL_get0_dane_authority(s->ssl, NULL, NULL) >= 0) {
+		uint8_t usage, selector, mtype;
+
+		if (SSL_get0_dane_tlsa(
+		        s->ssl, &usage, &selector, &mtype, NULL, NULL) >= 0)
+			snprintf(s->tls.match, sizeof(s->tls.match),
+			    "%s %u %u depth %d",
+			    usage == 3   ? "DANE-EE(3)"
+			    : usage == 2 ? "DANE-TA(2)"
+			                 : "TLSA",
+			    selector, mtype,
+			    SSL_get0_dane_authority(s->ssl, NULL, NULL));
 	}
 	log_debug("smtp %s: TLS %s %s %s", s->relay, s->tls.protocol,
 	    s->tls.cipher, s->tls.verify);

@@ -52,6 +52,8 @@ CASES = {
     "mx.nostarttls.dane.test": ("dane", False, None),
     "mx.tlsabogus.dane.test": ("dane-failed", None, None),
     "mx.insecure.test": ("none", None, None),
+    "mx.rollover.dane.test": ("dane", True, True),
+    "mx.eeexpired.dane.test": ("dane", True, True),
 }
 
 with tempfile.TemporaryDirectory() as tmp:

@@ -174,6 +174,7 @@ class DeliverNet(unittest.TestCase):
                              r"relay=mx1\.pref\.secure\.test\[127\.25\.0\.11"
                              r"\]:25, delay=[^,]+, delays=[^,]+, dsn=2\.\d\.\d,"
                              r" status=sent \(250[^)]*\), level=may, "
+                             r"policy=config, "
                              r"tls=TLSv1\.[23]:\S+ verified=yes" % qid)
         self.assertIsNotNone(line, "Postfix-like log line")
 

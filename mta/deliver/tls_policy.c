@@ -1,0 +1,389 @@
+/*
+ * tls_policy - DANE, then MTA-STS, then the default, for each host; see
+ * tls_policy.h. Steps of one request:
+ *   1. address lookup of the host (answered from the resolver's cache in
+ *      practice) for its DNSSEC status and CNAME expansion;
+ *   2. dane_lookup() when those are secure (RFC 7672 2.2);
+ *   3. sts_get() for the recipient domain when DANE did not decide;
+ *   4. done() with the verdict; for dane and sts-enforce a tls_setup
+ *      callback that prepares the SSL (records, names, TLS 1.2+).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mta/util/config.h"
+#include "mta/util/log.h"
+#include "mta/util/xalloc.h"
+#include "policy/dane/dane.h"
+#include "policy/dane/dane_lookup.h"
+#include "mta/deliver/tls_policy.h"
+
+struct tls_policy {
+	const struct config *cfg;
+	resolver_t *resolver;
+	sts_t *sts;
+	enum tls_level default_level;
+	int dane_ready; /* the client SSL_CTX has DANE enabled */
+	uint64_t next_id;
+	struct tp_req *reqs;
+};
+
+struct tp_req {
+	tls_policy_t *tp;
+	uint64_t id;
+	char domain[256];
+	char host[256];
+	enum dnssec_status host_dnssec;
+	int skip_dane; /* smtp_dns_support_level without dnssec */
+	uint64_t addr_lookup, dane_id, sts_id;
+	deliver_policy_done *done;
+	void *arg;
+	struct tp_req *next;
+};
+
+/* What the SSL needs for DANE: kept until the connection ends. */
+struct dane_setup {
+	char base[256];
+	char host[256];
+	size_t nrec;
+	struct tlsa_rec *recs;
+	unsigned char **data;
+};
+
+static void
+dane_setup_free(void *arg)
+{
+	struct dane_setup *s = arg;
+	size_t i;
+
+	for (i = 0; i < s->nrec; i++)
+		free(s->data[i]);
+	free(s->data);
+	free(s->recs);
+	free(s);
+}
+
+static void
+dane_setup_ssl(void *arg, SSL *ssl)
+{
+	struct dane_setup *s = arg;
+	buf_t *why = buf_new(256);
+
+	if (dane_ssl_setup(ssl, s->base, s->host, s->recs, s->nrec, why) < 0)
+		log_warn("dane: %s", buf_data(why));
+	buf_free(why);
+}
+
+static void
+sts_setup_free(void *arg)
+{
+	free(arg);
+}
+
+static void
+sts_setup_ssl(void *arg, SSL *ssl)
+{
+	sts_ssl_setup(ssl, arg);
+}
+
+tls_policy_t *
+tls_policy_new(struct event_base *base, const struct config *cfg,
+    resolver_t *resolver, const char *sts_cache_path, buf_t *err)
+{
+	tls_policy_t *tp = xcalloc(1, sizeof(*tp));
+
+	tp->cfg = cfg;
+	tp->resolver = resolver;
+	if (tls_level_parse(cfg->smtp_tls_security_level, &tp->default_level) <
+	    0)
+		tp->default_level = TLS_LEV_MAY;
+	/* "dane" as the default means: DANE where published, else may. */
+	if (tp->default_level == TLS_LEV_DANE)
+		tp->default_level = TLS_LEV_MAY;
+	if (cfg->mta_sts_enable && (tp->sts = sts_new(base, cfg, resolver,
+	                                sts_cache_path, err)) == NULL) {
+		free(tp);
+		return NULL;
+	}
+	return tp;
+}
+
+static void
+req_unlink(tls_policy_t *tp, struct tp_req *r)
+{
+	struct tp_req **pp;
+
+	for (pp = &tp->reqs; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			return;
+		}
+}
+
+static void
+req_cancel_lookups(struct tp_req *r)
+{
+	if (r->addr_lookup)
+		resolver_cancel(r->tp->resolver, r->addr_lookup);
+	if (r->dane_id)
+		dane_lookup_cancel(r->dane_id);
+	if (r->sts_id && r->tp->sts)
+		sts_cancel(r->tp->sts, r->sts_id);
+	r->addr_lookup = r->dane_id = r->sts_id = 0;
+}
+
+void
+tls_policy_free(tls_policy_t *tp)
+{
+	if (tp == NULL)
+		return;
+	while (tp->reqs) {
+		struct tp_req *r = tp->reqs;
+
+		tp->reqs = r->next;
+		req_cancel_lookups(r);
+		free(r);
+	}
+	sts_free(tp->sts);
+	free(tp);
+}
+
+sts_t *
+tls_policy_sts(tls_policy_t *tp)
+{
+	return tp->sts;
+}
+
+/* Ends a request with verdict v (consumed: done() is called once). */
+static void
+finish(struct tp_req *r, struct deliver_policy *v)
+{
+	log_info("tls-policy: domain=%s, host=%s, level=%s, source=%s%s%s%s%s",
+	    r->domain, r->host, tls_level_name(v->level), v->source,
+	    v->status[0] ? ", skip=" : "", v->status,
+	    v->reason[0] ? ", reason=" : "", v->reason);
+	req_unlink(r->tp, r);
+	r->done(r->arg, v);
+	free(r);
+}
+
+/* Reasons are cut to fit: they name hosts and domains of any length. */
+static void set_reason(struct deliver_policy *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+set_reason(struct deliver_policy *v, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(v->reason, sizeof(v->reason), fmt, ap);
+	va_end(ap);
+}
+
+static void
+init_verdict(struct deliver_policy *v, enum tls_level level, const char *source)
+{
+	memset(v, 0, sizeof(*v));
+	v->level = level;
+	v->source = source;
+}
+
+static void
+on_sts(void *arg, const struct sts_verdict *sv)
+{
+	struct tp_req *r = arg;
+	struct deliver_policy v;
+
+	r->sts_id = 0;
+	if (sv->policy == NULL || sv->policy->mode == STS_MODE_NONE) {
+		init_verdict(&v, r->tp->default_level, "config");
+		finish(r, &v);
+		return;
+	}
+	if (sv->policy->mode == STS_MODE_TESTING) {
+		/* 5: deliver as without a policy; record what enforce would
+		 * have refused, for TLS reports. */
+		init_verdict(&v, r->tp->default_level, "mta-sts-testing");
+		if (!sts_policy_match(sv->policy, r->host))
+			log_info("sts-testing: domain=%s, id=%s: MX host %s "
+			         "is not listed in the policy (enforce "
+			         "would defer)",
+			    r->domain, sv->id, r->host);
+		snprintf(
+		    v.reason, sizeof(v.reason), "sts-testing id=%s", sv->id);
+		finish(r, &v);
+		return;
+	}
+	init_verdict(&v, TLS_LEV_STS_ENFORCE, "mta-sts");
+	if (!sts_policy_match(sv->policy, r->host)) {
+		/* 4.1: only MX hosts that match a pattern are candidates. */
+		memcpy(v.status, "4.7.5", 6);
+		set_reason(&v,
+		    "MX host %s is not listed in the enforce MTA-STS "
+		    "policy of %s, id %s",
+		    r->host, r->domain, sv->id);
+		finish(r, &v);
+		return;
+	}
+	set_reason(&v, "sts-enforce id=%s", sv->id);
+	v.tls_setup = sts_setup_ssl;
+	v.tls_setup_arg = xstrdup(r->host);
+	v.tls_setup_free = sts_setup_free;
+	finish(r, &v);
+}
+
+static void
+no_dane(struct tp_req *r)
+{
+	struct deliver_policy v;
+
+	if (r->tp->sts) {
+		r->sts_id = sts_get(r->tp->sts, r->domain, on_sts, r);
+		return;
+	}
+	init_verdict(&v, r->tp->default_level, "config");
+	finish(r, &v);
+}
+
+static void
+on_dane(void *arg, const struct dane_host_result *res)
+{
+	struct tp_req *r = arg;
+	struct deliver_policy v;
+	struct dane_setup *s;
+	size_t i;
+
+	r->dane_id = 0;
+	switch (res->state) {
+	case DANE_HOST_NONE:
+		no_dane(r);
+		return;
+	case DANE_HOST_FAILED:
+		/* 2.1.1 and 2.2: never a downgrade; this host waits. */
+		init_verdict(&v, TLS_LEV_DANE, "dane");
+		memcpy(v.status, "4.7.5", 6);
+		set_reason(&v, "%s", res->why);
+		finish(r, &v);
+		return;
+	case DANE_HOST_UNUSABLE:
+		/* RFC 7672 2.2 and 3: published but unusable records still
+		 * mean STARTTLS is mandatory, unauthenticated. */
+		init_verdict(&v, TLS_LEV_ENCRYPT, "dane");
+		set_reason(&v, "%s", res->why);
+		finish(r, &v);
+		return;
+	case DANE_HOST_USABLE:
+		break;
+	}
+	if (!r->tp->dane_ready) {
+		/* Fail closed: without OpenSSL's DANE the records cannot be
+		 * checked, and a PKIX pass would not be what they ask. */
+		init_verdict(&v, TLS_LEV_DANE, "dane");
+		memcpy(v.status, "4.7.5", 6);
+		set_reason(
+		    &v, "DANE is unavailable on this host's TLS context");
+		finish(r, &v);
+		return;
+	}
+	init_verdict(&v, TLS_LEV_DANE, "dane");
+	set_reason(&v, "%s", res->why);
+	s = xcalloc(1, sizeof(*s));
+	snprintf(s->base, sizeof(s->base), "%s", res->base);
+	snprintf(s->host, sizeof(s->host), "%s", r->host);
+	s->recs = xcalloc(res->nrec + 1, sizeof(*s->recs));
+	s->data = xcalloc(res->nrec + 1, sizeof(*s->data));
+	for (i = 0; i < res->nrec; i++) {
+		s->recs[i] = res->recs[i];
+		s->data[i] = res->recs[i].len
+		                 ? (unsigned char *)xmemdup(
+		                       res->recs[i].data, res->recs[i].len)
+		                 : NULL;
+		s->recs[i].data = s->data[i];
+	}
+	s->nrec = res->nrec;
+	v.tls_setup = dane_setup_ssl;
+	v.tls_setup_arg = s;
+	v.tls_setup_free = dane_setup_free;
+	finish(r, &v);
+}
+
+static void
+on_addr(void *arg, const struct resolver_answer *a)
+{
+	struct tp_req *r = arg;
+	enum dnssec_status status = r->host_dnssec;
+	const char *canonical = r->host;
+	int cname_secure = 0;
+
+	r->addr_lookup = 0;
+	if (r->skip_dane) {
+		no_dane(r);
+		return;
+	}
+	if (a->rcode == RESOLVER_OK) {
+		status = a->dnssec;
+		canonical = a->canonical;
+		cname_secure = a->cname_secure;
+	}
+	r->dane_id = dane_lookup(r->tp->resolver, r->host, status, canonical,
+	    cname_secure, on_dane, r);
+	if (r->dane_id == 0)
+		no_dane(r);
+}
+
+static uint64_t
+tls_policy_request(void *parg, const struct deliver_policy_req *req,
+    deliver_policy_done *done, void *arg)
+{
+	tls_policy_t *tp = parg;
+	struct tp_req *r = xcalloc(1, sizeof(*r));
+
+	r->tp = tp;
+	r->id = ++tp->next_id;
+	snprintf(r->domain, sizeof(r->domain), "%s", req->domain);
+	snprintf(r->host, sizeof(r->host), "%s", req->host);
+	r->host_dnssec = req->host_dnssec;
+	r->done = done;
+	r->arg = arg;
+	r->next = tp->reqs;
+	tp->reqs = r;
+	r->skip_dane = strcmp(tp->cfg->smtp_dns_support_level, "dnssec") != 0;
+	/* Even without DANE this starts with a lookup, so that done() is
+	 * always called from the loop, never from inside this call. */
+	r->addr_lookup =
+	    resolver_lookup(tp->resolver, r->host, RESOLVER_A, on_addr, r);
+	return r->id;
+}
+
+static void
+tls_policy_cancel(void *parg, uint64_t id)
+{
+	tls_policy_t *tp = parg;
+	struct tp_req *r;
+
+	for (r = tp->reqs; r; r = r->next)
+		if (r->id == id) {
+			req_cancel_lookups(r);
+			req_unlink(tp, r);
+			free(r);
+			return;
+		}
+}
+
+void
+tls_policy_attach(tls_policy_t *tp, deliver_t *d)
+{
+	SSL_CTX *ctx = deliver_ssl_ctx(d);
+
+	/* OpenSSL's DANE needs enabling on the context once (the digest
+	 * algorithms); each DANE session then enables it on its SSL. */
+	tp->dane_ready = ctx != NULL && dane_ctx_enable(ctx) == 0;
+	if (!tp->dane_ready)
+		log_warn("dane: cannot enable DANE on the TLS context; hosts "
+		         "with TLSA records will be deferred");
+	deliver_set_policy(d, tls_policy_request, tls_policy_cancel, tp);
+}
