@@ -2,6 +2,7 @@
  * strictmta - the admin command. See docs/strictmta.1.md.
  *
  *   strictmta [-c FILE] queue list|show|delete|hold|release|flush|stats ...
+ *   strictmta [-c FILE] policy list|show|refresh|forget [DOMAIN] [--json]
  *   strictmta [-c FILE] config check|doc|print
  *
  * Queue commands are requests to the running daemon over its control
@@ -39,6 +40,10 @@ static const char usage_text[] =
     "  queue release ID...          release held messages\n"
     "  queue flush [ID...]          retry deferred mail now\n"
     "  queue stats [--json]         queue and daemon counters\n"
+    "  policy list [--json]         cached MTA-STS policies\n"
+    "  policy show DOMAIN [--json]  one domain's cached policy, id, age\n"
+    "  policy refresh DOMAIN [--json]  fetch the policy now\n"
+    "  policy forget DOMAIN         drop the cached policy\n"
     "  config check                 validate the configuration\n"
     "  config print                 print every parameter's value\n"
     "  config doc                   print the parameter reference "
@@ -186,6 +191,36 @@ check_qid(char *s)
 	}
 }
 
+/* Sends one control request; prints the reply; returns the exit code. */
+static int
+send_request(const char *path, int explicit_path, buf_t *req)
+{
+	struct config *cfg = load_config(path, explicit_path);
+	buf_t *reply = buf_new(0), *err = buf_new(8192);
+	int r;
+
+	r = control_call(cfg->queue_directory, buf_data(req), reply, err);
+	fwrite(buf_data(reply), 1, buf_len(reply), stdout);
+	if (r != CONTROL_OK)
+		fprintf(stderr, "strictmta: %s\n", buf_data(err));
+	buf_free(reply);
+	buf_free(err);
+	config_free(cfg);
+	if (fflush(stdout) != 0)
+		return EX_FAIL;
+	switch (r) {
+	case CONTROL_OK:
+		return 0;
+	case CONTROL_ENOCONN:
+	case CONTROL_EIO:
+		return EX_TEMPFAIL_;
+	case CONTROL_EDENIED:
+		return EX_NOPERM_;
+	default:
+		return EX_FAIL;
+	}
+}
+
 static int
 cmd_queue(const char *path, int explicit_path, int argc, char **argv)
 {
@@ -201,8 +236,7 @@ cmd_queue(const char *path, int explicit_path, int argc, char **argv)
 	    {"flush", 0, 0, 0, -1},
 	    {"stats", 1, 0, 0, 0},
 	};
-	buf_t *req, *reply, *err;
-	struct config *cfg;
+	buf_t *req;
 	size_t c, ncmd = sizeof(cmds) / sizeof(cmds[0]);
 	int i, nids = 0, all = 0, r;
 
@@ -240,30 +274,61 @@ cmd_queue(const char *path, int explicit_path, int argc, char **argv)
 	if (buf_error(req) || buf_len(req) > CONTROL_REQUEST_MAX)
 		usage("queue: too many queue IDs in one command");
 
-	cfg = load_config(path, explicit_path);
-	reply = buf_new(0);
-	err = buf_new(8192);
-	r = control_call(cfg->queue_directory, buf_data(req), reply, err);
-	fwrite(buf_data(reply), 1, buf_len(reply), stdout);
-	if (r != CONTROL_OK)
-		fprintf(stderr, "strictmta: %s\n", buf_data(err));
+	r = send_request(path, explicit_path, req);
 	buf_free(req);
-	buf_free(reply);
-	buf_free(err);
-	config_free(cfg);
-	if (fflush(stdout) != 0)
-		return EX_FAIL;
-	switch (r) {
-	case CONTROL_OK:
-		return 0;
-	case CONTROL_ENOCONN:
-	case CONTROL_EIO:
-		return EX_TEMPFAIL_;
-	case CONTROL_EDENIED:
-		return EX_NOPERM_;
-	default:
-		return EX_FAIL;
+	return r;
+}
+
+/*
+ * strictmta policy list|show DOMAIN|refresh DOMAIN|forget DOMAIN [--json]:
+ * the daemon's MTA-STS policy cache (RFC 8461 5.1).
+ */
+static int
+cmd_policy(const char *path, int explicit_path, int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int json_ok, needs_domain;
+	} cmds[] = {
+	    {"list", 1, 0},
+	    {"show", 1, 1},
+	    {"refresh", 1, 1},
+	    {"forget", 0, 1},
+	};
+	size_t c, ncmd = sizeof(cmds) / sizeof(cmds[0]);
+	const char *domain = NULL;
+	int i, json = 0, r;
+	buf_t *req;
+
+	if (argc < 1)
+		usage("policy: expected list, show, refresh or forget");
+	for (c = 0; c < ncmd; c++)
+		if (strcmp(argv[0], cmds[c].name) == 0)
+			break;
+	if (c == ncmd)
+		usage("policy: expected list, show, refresh or forget");
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0 && cmds[c].json_ok)
+			json = 1;
+		else if (argv[i][0] == '-')
+			usage("policy: unknown option");
+		else if (cmds[c].needs_domain && domain == NULL &&
+		         strlen(argv[i]) < 254)
+			domain = argv[i];
+		else
+			usage("policy: unexpected argument");
 	}
+	if (cmds[c].needs_domain && domain == NULL)
+		usage("policy: give a domain");
+	req = buf_new(CONTROL_REQUEST_MAX);
+	buf_printf(req, "policy-%s", cmds[c].name);
+	if (domain)
+		buf_printf(req, " %s", domain);
+	if (json)
+		buf_puts(req, " --json");
+	r = send_request(path, explicit_path, req);
+	buf_free(req);
+	return r;
 }
 
 int
@@ -299,6 +364,8 @@ main(int argc, char **argv)
 		usage(NULL);
 	if (strcmp(words[0], "queue") == 0)
 		i = cmd_queue(path, explicit_path, nwords - 1, words + 1);
+	else if (strcmp(words[0], "policy") == 0)
+		i = cmd_policy(path, explicit_path, nwords - 1, words + 1);
 	else if (strcmp(words[0], "config") == 0)
 		i = cmd_config(path, explicit_path, nwords - 1, words + 1);
 	else if (strcmp(words[0], "version") == 0 && nwords == 1) {

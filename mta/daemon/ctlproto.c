@@ -6,6 +6,7 @@
  * local client sends is refused with one ERR line before it reaches the
  * queue.
  */
+#include <ctype.h>
 #include <string.h>
 #include <time.h>
 
@@ -22,17 +23,36 @@ struct ctl_cmd_def {
 	int min_qids; /* 0 or 1 */
 	int max_qids; /* 0, 1 or CTL_MAX_QIDS */
 	int all_ok; /* accepts --all */
+	int domain; /* takes one domain name */
 };
 
 static const struct ctl_cmd_def ctl_cmds[] = {
-    {"list", CTL_LIST, 1, 0, 0, 0},
-    {"show", CTL_SHOW, 1, 1, 1, 0},
-    {"delete", CTL_DELETE, 0, 1, CTL_MAX_QIDS, 1},
-    {"hold", CTL_HOLD, 0, 1, CTL_MAX_QIDS, 0},
-    {"release", CTL_RELEASE, 0, 1, CTL_MAX_QIDS, 0},
-    {"flush", CTL_FLUSH, 0, 0, CTL_MAX_QIDS, 0},
-    {"stats", CTL_STATS, 1, 0, 0, 0},
+    {"list", CTL_LIST, 1, 0, 0, 0, 0},
+    {"show", CTL_SHOW, 1, 1, 1, 0, 0},
+    {"delete", CTL_DELETE, 0, 1, CTL_MAX_QIDS, 1, 0},
+    {"hold", CTL_HOLD, 0, 1, CTL_MAX_QIDS, 0, 0},
+    {"release", CTL_RELEASE, 0, 1, CTL_MAX_QIDS, 0, 0},
+    {"flush", CTL_FLUSH, 0, 0, CTL_MAX_QIDS, 0, 0},
+    {"stats", CTL_STATS, 1, 0, 0, 0, 0},
+    {"policy-list", CTL_POLICY_LIST, 1, 0, 0, 0, 0},
+    {"policy-show", CTL_POLICY_SHOW, 1, 0, 0, 0, 1},
+    {"policy-refresh", CTL_POLICY_REFRESH, 1, 0, 0, 0, 1},
+    {"policy-forget", CTL_POLICY_FORGET, 0, 0, 0, 0, 1},
 };
+
+/* A DNS name as a domain argument: letters, digits, '-', '.'. */
+static int
+valid_domain_word(const char *w, size_t wl)
+{
+	size_t i;
+
+	if (wl == 0 || wl > 253 || w[0] == '.' || w[0] == '-')
+		return 0;
+	for (i = 0; i < wl; i++)
+		if (!isalnum((unsigned char)w[i]) && w[i] != '-' && w[i] != '.')
+			return 0;
+	return 1;
+}
 
 static int
 word_is(const char *w, size_t wl, const char *s)
@@ -78,7 +98,8 @@ ctl_parse_request(const char *line, size_t len, struct ctl_req *req)
 					def = &ctl_cmds[c];
 			if (def == NULL)
 				return "unknown command (expected list, show, "
-				       "delete, hold, release, flush or stats)";
+				       "delete, hold, release, flush, stats or "
+				       "policy-list/show/refresh/forget)";
 			req->cmd = def->cmd;
 			continue;
 		}
@@ -95,6 +116,13 @@ ctl_parse_request(const char *line, size_t len, struct ctl_req *req)
 			req->all = 1;
 		} else if (wl > 0 && w[0] == '-') {
 			return "unknown option";
+		} else if (def->domain) {
+			if (req->domain[0])
+				return "give one domain";
+			if (!valid_domain_word(w, wl))
+				return "not a domain name";
+			memcpy(req->domain, w, wl);
+			req->domain[wl] = '\0';
 		} else {
 			char id[QID_SIZE];
 
@@ -113,6 +141,8 @@ ctl_parse_request(const char *line, size_t len, struct ctl_req *req)
 			memcpy(req->qids[req->nqid++], id, QID_SIZE);
 		}
 	}
+	if (def->domain && req->domain[0] == '\0')
+		return "give a domain";
 	if (req->all && req->nqid)
 		return "give queue IDs or --all, not both";
 	if (req->nqid < (size_t)def->min_qids && !req->all)

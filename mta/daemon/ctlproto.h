@@ -26,12 +26,17 @@ enum ctl_cmd {
 	CTL_RELEASE,
 	CTL_FLUSH,
 	CTL_STATS,
+	CTL_POLICY_LIST, /* MTA-STS cache: every domain */
+	CTL_POLICY_SHOW, /* one domain's cached policy */
+	CTL_POLICY_REFRESH, /* fetch one domain's policy now */
+	CTL_POLICY_FORGET, /* drop one domain's cached policy */
 };
 
 struct ctl_req {
 	enum ctl_cmd cmd;
 	int json; /* --json given */
 	int all; /* delete --all */
+	char domain[256]; /* policy-show/refresh/forget */
 	size_t nqid;
 	char qids[CTL_MAX_QIDS][QID_SIZE];
 };

@@ -28,6 +28,7 @@
 
 #include "ctlproto.h"
 #include "daemon_int.h"
+#include "mta/deliver/tls_policy.h"
 #include "mta/cli/control.h"
 #include "mta/deliver/deliver.h"
 #include "mta/util/clock.h"
@@ -46,6 +47,8 @@ struct ctl_conn {
 	struct bufferevent *bev;
 	uid_t uid;
 	int denied; /* answer "ERR permission denied" to the request */
+	uint64_t sts_id; /* a policy refresh in progress, or 0 */
+	int json;
 	struct ctl_conn *next;
 };
 
@@ -147,6 +150,8 @@ conn_free(struct ctl_conn *c)
 			c->srv->nconns--;
 			break;
 		}
+	if (c->sts_id)
+		sts_cancel(tls_policy_sts(c->srv->d->tls_policy), c->sts_id);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -498,10 +503,65 @@ do_stats(daemon_t *d, const struct ctl_req *req, buf_t *out)
 	return 0;
 }
 
-/* Returns 0 with the body in out, or -1 with the ERR text in out. */
-static int
-handle(daemon_t *d, const char *line, size_t len, uid_t uid, buf_t *out)
+static void reply(struct ctl_conn *, int ok, buf_t *body);
+
+/* The MTA-STS state, or NULL with the reason in out. */
+static sts_t *
+policy_state(daemon_t *d, buf_t *out)
 {
+	sts_t *sts = d->tls_policy ? tls_policy_sts(d->tls_policy) : NULL;
+
+	if (sts == NULL)
+		buf_puts(out, "MTA-STS is disabled (mta_sts_enable = no)");
+	return sts;
+}
+
+static void
+on_refreshed(void *arg, const struct sts_verdict *v)
+{
+	struct ctl_conn *c = arg;
+	sts_t *sts = tls_policy_sts(c->srv->d->tls_policy);
+	buf_t *out = buf_new(1 << 20);
+
+	c->sts_id = 0;
+	if (c->json) {
+		buf_puts(out, "{\"domain\":");
+		ctl_json_string(out, v->domain);
+		buf_printf(out,
+		    ",\"policy\":%s,\"source\":", v->policy ? "true" : "false");
+		ctl_json_string(out, v->source);
+		buf_puts(out, ",\"id\":");
+		ctl_json_string(out, v->id);
+		buf_puts(out, ",\"mode\":");
+		ctl_json_string(
+		    out, v->policy ? sts_mode_name(v->policy->mode) : NULL);
+		buf_puts(out, ",\"note\":");
+		ctl_json_string(out, v->note);
+		buf_puts(out, ",\"cache\":");
+		sts_describe(sts, v->domain, 1, out);
+		buf_puts(out, "}\n");
+	} else {
+		if (v->policy)
+			buf_printf(out, "%s: policy id %s, mode %s, from %s\n",
+			    v->domain, v->id, sts_mode_name(v->policy->mode),
+			    v->source);
+		else
+			buf_printf(out, "%s: no MTA-STS policy\n", v->domain);
+		if (v->note)
+			buf_printf(out, "note: %s\n", v->note);
+		sts_describe(sts, v->domain, 0, out);
+	}
+	reply(c, 1, out);
+	buf_free(out);
+}
+
+/* Returns 0 with the body in out, -1 with the ERR text in out, or 1 when
+ * the answer comes later (reply() from a callback). */
+static int
+handle(daemon_t *d, struct ctl_conn *c, const char *line, size_t len, uid_t uid,
+    buf_t *out)
+{
+	sts_t *sts;
 	struct ctl_req *req = xmalloc(sizeof(*req));
 	const char *why;
 	int r = -1;
@@ -528,6 +588,38 @@ handle(daemon_t *d, const char *line, size_t len, uid_t uid, buf_t *out)
 		break;
 	case CTL_STATS:
 		r = do_stats(d, req, out);
+		break;
+	case CTL_POLICY_LIST:
+	case CTL_POLICY_SHOW:
+		if ((sts = policy_state(d, out)) == NULL)
+			break;
+		sts_describe(sts,
+		    req->cmd == CTL_POLICY_SHOW ? req->domain : NULL, req->json,
+		    out);
+		r = 0;
+		break;
+	case CTL_POLICY_FORGET:
+		if ((sts = policy_state(d, out)) == NULL)
+			break;
+		r = sts_forget(sts, req->domain);
+		if (r == 0) {
+			log_info("control: uid %ld: forgot the MTA-STS policy "
+			         "of %s",
+			    (long)uid, req->domain);
+			buf_printf(out, "%s: cached MTA-STS policy removed\n",
+			    req->domain);
+		} else {
+			buf_printf(
+			    out, "%s: no cached MTA-STS policy", req->domain);
+			r = -1;
+		}
+		break;
+	case CTL_POLICY_REFRESH:
+		if ((sts = policy_state(d, out)) == NULL)
+			break;
+		c->json = req->json;
+		c->sts_id = sts_refresh(sts, req->domain, on_refreshed, c);
+		r = 1;
 		break;
 	}
 	free(req);
@@ -599,7 +691,15 @@ on_read(struct bufferevent *bev, void *arg)
 		buf_puts(out, "permission denied");
 		r = -1;
 	} else {
-		r = handle(c->srv->d, line, n, c->uid, out);
+		r = handle(c->srv->d, c, line, n, c->uid, out);
+	}
+	if (r == 1) {
+		/* The answer comes from the refresh callback; the client
+		 * waits (no read timeout meanwhile). */
+		free(line);
+		buf_free(out);
+		bufferevent_disable(bev, EV_READ);
+		return;
 	}
 	free(line);
 	if (buf_error(out)) {

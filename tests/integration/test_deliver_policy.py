@@ -11,6 +11,7 @@ matched), or held in the queue with 4.7.5 and the reason, with nothing
 sent to the server that failed the check."""
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -194,6 +195,46 @@ class DeliverPolicy(unittest.TestCase):
         ids = self.d.queue_ids()
         for dom in HELD:
             self.assertIn(qids[dom], ids, "%s still queued" % dom)
+
+    def test_3_policy_cli(self):
+        # test_1 delivered to enforce.sts.test: its policy is cached.
+        self.send("user@enforce.sts.test", "tok-cli")
+        self.assertIsNotNone(self.wait_log(
+            r"to=<user@enforce\.sts\.test>.*status=sent"))
+        p = self.d.cli("policy", "show", "enforce.sts.test", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        shown = json.loads(p.stdout)
+        self.assertEqual(len(shown), 1)
+        self.assertEqual(shown[0]["domain"], "enforce.sts.test")
+        self.assertEqual(shown[0]["mode"], "enforce")
+        self.assertEqual(shown[0]["id"], "20260101T000000")
+        self.assertEqual(shown[0]["mx"], ["mx.enforce.sts.test"])
+        self.assertFalse(shown[0]["expired"])
+        self.assertEqual(shown[0]["expires"] - shown[0]["fetched"], 86400)
+        p = self.d.cli("policy", "list")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"enforce.sts.test: id=20260101T000000 mode=enforce",
+                      p.stdout)
+        p = self.d.cli("policy", "refresh", "enforce.sts.test", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        r = json.loads(p.stdout)
+        self.assertEqual((r["policy"], r["source"], r["mode"]),
+                         (True, "fetch", "enforce"))
+        p = self.d.cli("policy", "forget", "enforce.sts.test")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.d.cli("policy", "show", "enforce.sts.test", "--json")
+        self.assertEqual(json.loads(p.stdout), [])
+        p = self.d.cli("policy", "forget", "enforce.sts.test")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(b"no cached MTA-STS policy", p.stderr)
+        # The cache survives a restart of the daemon.
+        self.d.stop()
+        self.d.start()
+        p = self.d.cli("policy", "show", "wildcard.sts.test", "--json")
+        self.assertEqual(json.loads(p.stdout)[0]["mx"],
+                         ["*.wildcard.sts.test"])
+        p = self.d.cli("policy", "bogus")
+        self.assertEqual(p.returncode, 64)
 
 
 if __name__ == "__main__":

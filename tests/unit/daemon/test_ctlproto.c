@@ -52,6 +52,17 @@ test_parse_ok(void)
 	CHECK_INT(req->nqid, 1);
 	CHECK(parse("stats --json", req) == NULL);
 	CHECK_INT(req->cmd, CTL_STATS);
+	CHECK(parse("policy-list --json", req) == NULL);
+	CHECK_INT(req->cmd, CTL_POLICY_LIST);
+	CHECK(parse("policy-show enforce.sts.test --json", req) == NULL);
+	CHECK_INT(req->cmd, CTL_POLICY_SHOW);
+	CHECK_STR(req->domain, "enforce.sts.test");
+	CHECK_INT(req->json, 1);
+	CHECK(parse("policy-refresh example.org", req) == NULL);
+	CHECK_INT(req->cmd, CTL_POLICY_REFRESH);
+	CHECK(parse("policy-forget example.org", req) == NULL);
+	CHECK_INT(req->cmd, CTL_POLICY_FORGET);
+	CHECK_STR(req->domain, "example.org");
 	free(req);
 }
 
@@ -63,9 +74,16 @@ test_parse_errors(void)
 	} cases[] = {
 	    {"", "empty request"},
 	    {"bogus", "unknown command (expected list, show, delete, "
-	              "hold, release, flush or stats)"},
+	              "hold, release, flush, stats or "
+	              "policy-list/show/refresh/forget)"},
 	    {"LIST", "unknown command (expected list, show, delete, "
-	             "hold, release, flush or stats)"},
+	             "hold, release, flush, stats or "
+	             "policy-list/show/refresh/forget)"},
+	    {"policy-show", "give a domain"},
+	    {"policy-show a.example b.example", "give one domain"},
+	    {"policy-show a_b.example", "not a domain name"},
+	    {"policy-forget a.example --json",
+	        "--json is not an option of this command"},
 	    {" list", "malformed request (leading or trailing space)"},
 	    {"list ", "malformed request (leading or trailing space)"},
 	    {"show  " ID1, "malformed request (two spaces in a row)"},
