@@ -414,5 +414,41 @@ class AcceptSmtp(unittest.TestCase):
         self.assertTrue(c4.closed_by_peer())
 
 
+    def test_hard_error_limit(self):
+        d = smta.Daemon("errlimit", {"smtpd_hard_error_limit": "3"})
+        self.addCleanup(d.cleanup)
+        d.start()
+        c = d.smtp()
+        self.addCleanup(c.close)
+        smta.greeted(c)
+        codes = []
+        for _ in range(6):
+            try:
+                codes.append(c.cmd("BOGUS")[0])
+            except (EOFError, OSError):
+                break
+            if codes[-1] == 421:
+                break
+        self.assertIn(421, codes, "hung up after too many errors: %r" %
+                      codes)
+        self.assertLessEqual(len(codes), 5, codes)
+        self.assertTrue(c.closed_by_peer())
+
+    def test_tls_required_no_header_flag(self):
+        """RFC 8689 5: "TLS-Required: No" is kept as a flag for delivery."""
+        s = smtplib.SMTP(self.d.host, self.d.port, timeout=15,
+                         source_address=(smta.DAEMON_HOST, 0))
+        self.addCleanup(s.close)
+        s.ehlo()
+        msg = (b"From: <tlsopt@strictmta.test>\r\nTo: <tlsopt@example.org>"
+               b"\r\nSubject: tls optional\r\nTLS-Required: No\r\n\r\n"
+               b"body\r\n")
+        s.sendmail("tlsopt@strictmta.test", ["tlsopt@example.org"], msg)
+        s.quit()
+        msgs = self.queued_with("tlsopt@example.org")
+        self.assertEqual(len(msgs), 1)
+        self.assertIn("tls-optional", msgs[0].get("flags", []), msgs[0])
+
+
 if __name__ == "__main__":
     smta.main()
