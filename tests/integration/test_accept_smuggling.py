@@ -12,7 +12,8 @@ with a message when absent):
   after the terminator read as the next command, truncated input never
   becomes a message;
 - the pipelining probe: a second message sent without waiting, after HELO
-  (no PIPELINING), is not accepted.
+  (no PIPELINING), is not accepted;
+- with smtpd_forbid_bare_newline = no, the bytes stay in the one message.
 
 Stored contents are compared byte for byte after the daemon stopped."""
 
@@ -229,7 +230,7 @@ class AcceptSmuggling(unittest.TestCase):
                          "%r (%s)" % (codes, p.get("expect_strict")))
 
     def test_4_stored_contents(self):
-        """Runs last: stops the daemon and compares what was stored."""
+        """Stops the daemon of tests 1 to 3 and compares what it stored."""
         if not self.stored:
             self.skipTest("nothing was sent")
         qids = {}
@@ -269,6 +270,70 @@ class AcceptSmuggling(unittest.TestCase):
                 if not ok:
                     problems.append("%s: stored %r, sent data %r" %
                                     (rcpt, content[-200:], want))
+        self.assertEqual(problems, [], "\n".join(problems))
+
+
+    def test_5_bare_newlines_kept_as_content(self):
+        """smtpd_forbid_bare_newline = no: the other treatment the vectors
+        allow. No sequence ends the data; the bytes stay in the one
+        message (dot-unstuffed only at real line starts) and the smuggled
+        transaction never runs."""
+        d = smta.Daemon("smuggling-keep",
+                        {"smtpd_forbid_bare_newline": "no"})
+        self.addCleanup(d.cleanup)
+        d.start()
+        want = {}
+        problems = []
+        for v in self.vec["end_of_data_sequences"]:
+            vid = v["id"]
+            if vid == "valid-crlf-dot-crlf":
+                continue
+            seq = bytes.fromhex(v["bytes_hex"])
+            rcpt = "keep-%s@example.org" % vid
+            data = (("Subject: keep %s\r\n\r\nbefore" % vid).encode() +
+                    seq + b"MAIL FROM:<evil@strictmta.test>\r\n"
+                    b"RCPT TO:<evil-keep@example.org>\r\nDATA\r\n"
+                    b"SMUGGLED\r\n")
+            c = d.smtp()
+            smta.greeted(c)
+            c.ehlo()
+            c.cmd("MAIL FROM:<keeper@strictmta.test>")
+            c.cmd("RCPT TO:<%s>" % rcpt)
+            self.assertEqual(c.cmd("DATA")[0], 354)
+            c.send(data + b".\r\n")
+            code, text = c.reply()
+            extra = c.pending(1.0)
+            c.close()
+            if extra:
+                problems.append("%s: extra replies %r" % (vid, extra))
+            if b"\0" in seq:
+                if code // 100 != 5:
+                    problems.append("%s: NUL accepted: %d %s" %
+                                    (vid, code, text))
+                continue
+            if code != 250:
+                problems.append("%s: %d %s" % (vid, code, text))
+                continue
+            lines = [l[1:] if l.startswith(b".") else l
+                     for l in data.split(b"\r\n")]
+            want[rcpt] = b"\r\n".join(lines)
+        qids = {}
+        for m in d.queue_list():
+            for r in m["recipients"]:
+                qids.setdefault(r, []).append(m["qid"])
+        if "evil-keep@example.org" in qids:
+            problems.append("a smuggled transaction was queued")
+        self.assertEqual(d.stop(), 0, d.log_text(30))
+        contents = d.contents()
+        for rcpt, content in sorted(want.items()):
+            q = qids.get(rcpt, [])
+            if len(q) != 1:
+                problems.append("%s: %d messages" % (rcpt, len(q)))
+            elif smta.split_added_headers(contents.get(q[0], b""),
+                                          content) is None:
+                problems.append("%s: stored %r, want %r" %
+                                (rcpt, contents.get(q[0], b"")[-120:],
+                                 content[-120:]))
         self.assertEqual(problems, [], "\n".join(problems))
 
 
