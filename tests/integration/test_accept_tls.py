@@ -189,6 +189,22 @@ class AcceptTls(unittest.TestCase):
             self.fail("connection closed without close_notify: %s" % e)
         self.assertEqual(data, b"")
 
+    def test_auth_on_implicit_tls_port(self):
+        c = smta.SmtpConn(self.d.host, self.d.smtps_port,
+                          bind=smta.OUTSIDE_HOST)
+        self.addCleanup(c.close)
+        c.starttls("mx.strictmta.test")
+        smta.greeted(c)
+        code, lines = c.ehlo()
+        self.assertEqual(code, 250)
+        self.assertNotIn("STARTTLS", self.exts(lines))
+        self.assertIn("PLAIN", self.auth_line(lines) or [])
+        good = base64.b64encode(("\0%s\0%s" % (USER, PASSWORD))
+                                .encode()).decode()
+        self.assertEqual(c.cmd("AUTH PLAIN " + good)[0], 235)
+        c.cmd("MAIL FROM:<%s>" % USER)
+        self.assertEqual(c.cmd("RCPT TO:<smtps-auth@example.org>")[0], 250)
+
     def test_plaintext_on_smtps_port(self):
         c = smta.SmtpConn(self.d.host, self.d.smtps_port, timeout=5)
         self.addCleanup(c.close)
