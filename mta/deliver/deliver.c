@@ -121,6 +121,7 @@ struct dest {
 	int64_t route_expires; /* ready route: re-resolve after (TTL) */
 	uint32_t ttl; /* smallest TTL seen while resolving */
 	struct deliver_nexthop nh;
+	int nexthop; /* nh from transport_maps or an address literal */
 	enum dnssec_status mx_dnssec;
 	uint64_t mx_lookup;
 	struct route_host hosts[MAX_HOSTS];
@@ -1042,9 +1043,11 @@ route_start(struct dest *t)
 	t->ttl = UINT32_MAX;
 	memset(t->dead_until, 0, sizeof(t->dead_until));
 	t->mx_dnssec = DNSSEC_INDETERMINATE;
+	t->nexthop = nh != NULL;
 	if (nh != NULL) {
 		t->nh = *nh;
 	} else if (t->name[0] == '[' && l > 2 && t->name[l - 1] == ']') {
+		t->nexthop = 1;
 		/* An address literal (RFC 5321 4.1.3). */
 		snprintf(t->nh.host, sizeof(t->nh.host), "%.*s", (int)(l - 2),
 		    t->name + 1);
@@ -1136,6 +1139,9 @@ conn_connect(struct conn *c)
 	o.ssl_ctx = d->ssl;
 	o.tls_setup = c->pol.tls_setup;
 	o.tls_setup_arg = c->pol.tls_setup_arg;
+	o.policy_required = c->pol.source != NULL &&
+	                    strcmp(c->pol.source, "config") != 0 &&
+	                    tls_level_must_encrypt(c->pol.level);
 	d->st.connections++;
 	c->sess = smtp_sess_new(d->base, d->cfg, &o,
 	    (const struct sockaddr *)&a->ss, a->len, sess_cb, c);
@@ -1228,6 +1234,7 @@ conn_next_addr(struct conn *c)
 		req.via_mx = t->hosts[host].via_mx;
 		req.mx_dnssec = t->mx_dnssec;
 		req.host_dnssec = t->hosts[host].addr_dnssec;
+		req.nexthop = t->nexthop;
 		c->policy_id = d->policy(d->policy_arg, &req, policy_done, c);
 		return;
 	}

@@ -63,6 +63,8 @@ struct deliver_policy_req {
 	int via_mx; /* host came from an MX lookup */
 	enum dnssec_status mx_dnssec; /* of the MX RRset */
 	enum dnssec_status host_dnssec; /* of the host's address records */
+	int nexthop; /* routed by transport_maps or an address literal,
+	                not by the recipient domain's own DNS */
 };
 
 struct deliver_policy {

@@ -38,6 +38,7 @@ struct tp_req {
 	char host[256];
 	enum dnssec_status host_dnssec;
 	int skip_dane; /* smtp_dns_support_level without dnssec */
+	int nexthop; /* transport_maps route: no MTA-STS */
 	uint64_t addr_lookup, dane_id, sts_id;
 	deliver_policy_done *done;
 	void *arg;
@@ -241,7 +242,10 @@ no_dane(struct tp_req *r)
 {
 	struct deliver_policy v;
 
-	if (r->tp->sts) {
+	/* RFC 8461 3.4 ties the policy to the domain whose MX records are
+	 * used; a next hop set by transport_maps (a smart host) is not the
+	 * recipient domain's MX, so its policy does not apply to it. */
+	if (r->tp->sts && !r->nexthop) {
 		r->sts_id = sts_get(r->tp->sts, r->domain, on_sts, r);
 		return;
 	}
@@ -347,6 +351,7 @@ tls_policy_request(void *parg, const struct deliver_policy_req *req,
 	snprintf(r->domain, sizeof(r->domain), "%s", req->domain);
 	snprintf(r->host, sizeof(r->host), "%s", req->host);
 	r->host_dnssec = req->host_dnssec;
+	r->nexthop = req->nexthop;
 	r->done = done;
 	r->arg = arg;
 	r->next = tp->reqs;

@@ -212,6 +212,9 @@ struct smtp_sess_opts {
 	SSL_CTX *ssl_ctx; /* NULL: no TLS possible */
 	smtp_tls_setup_fn *tls_setup;
 	void *tls_setup_arg;
+	/* The destination's own policy (DANE, MTA-STS) requires TLS: a
+	 * failure to get it defers with 4.7.5 rather than 4.7.4. */
+	int policy_required;
 };
 
 /*

@@ -377,7 +377,9 @@ static void start_tls(smtp_sess_t *);
 static const char *
 tls_fail_status(const smtp_sess_t *s)
 {
-	return tls_level_must_match(s->opts.level) ? "4.7.5" : "4.7.4";
+	return tls_level_must_match(s->opts.level) || s->opts.policy_required
+	           ? "4.7.5"
+	           : "4.7.4";
 }
 
 /* After EHLO/HELO: STARTTLS or not, as the level asks (RFC 3207). */

@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,15 @@
 #define STS_REFRESH_INTERVAL 600 /* seconds between refresh scans */
 #define STS_IN_USE_WINDOW (30 * 86400) /* "in use": asked for lately */
 #define STS_MAX_ADDRS 8
+#define STS_FAIL_SLOTS 256 /* remembered failed fetches */
+#define STS_FAIL_RETRY 300 /* 3.3: at most one fetch a 5 min */
+
+/* A failed fetch of one domain's policy with one id. */
+struct sts_failure {
+	char domain[256];
+	char id[STS_ID_MAX + 1];
+	int64_t when;
+};
 
 struct sts_waiter {
 	uint64_t id;
@@ -63,7 +73,38 @@ struct sts {
 	struct event *refresh_timer;
 	uint64_t next_id;
 	struct sts_req *reqs;
+	struct sts_failure failures[STS_FAIL_SLOTS];
+	size_t next_failure;
 };
+
+/* RFC 8461 3.3: a failed fetch is not repeated for the same id within
+ * five minutes, so that a broken policy host is not hammered by every
+ * message. Returns nonzero when (domain, id) failed that recently. */
+static int
+failed_recently(const sts_t *s, const char *domain, const char *id)
+{
+	int64_t now = clock_now();
+	size_t i;
+
+	for (i = 0; i < STS_FAIL_SLOTS; i++)
+		if (s->failures[i].when &&
+		    now - s->failures[i].when < STS_FAIL_RETRY &&
+		    strcmp(s->failures[i].id, id) == 0 &&
+		    strcmp(s->failures[i].domain, domain) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+remember_failure(sts_t *s, const char *domain, const char *id)
+{
+	struct sts_failure *f = &s->failures[s->next_failure];
+
+	s->next_failure = (s->next_failure + 1) % STS_FAIL_SLOTS;
+	snprintf(f->domain, sizeof(f->domain), "%s", domain);
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	f->when = clock_now();
+}
 
 static void on_refresh_timer(evutil_socket_t, short, void *);
 
@@ -200,6 +241,7 @@ on_fetch(void *arg, const struct sts_fetch_result *res)
 		buf_printf(r->note, "policy fetch failed: %s", res->error);
 		log_warn(
 		    "mta-sts: domain=%s: %s", r->domain, buf_data(r->note));
+		remember_failure(r->sts, r->domain, r->txt_id);
 		finish_cached_or_none(r);
 		return;
 	}
@@ -293,6 +335,14 @@ on_txt(void *arg, const struct resolver_answer *a)
 	if (r->cached && !r->force && strcmp(r->cached->id, r->txt_id) == 0) {
 		finish(
 		    r, r->cached->body, r->cached->len, r->cached->id, "cache");
+		return;
+	}
+	if (!r->force && failed_recently(r->sts, r->domain, r->txt_id)) {
+		buf_printf(r->note,
+		    "policy fetch for id %s failed less than 5 minutes ago; "
+		    "not retried yet (RFC 8461 3.3)",
+		    r->txt_id);
+		finish_cached_or_none(r);
 		return;
 	}
 	snprintf(host, sizeof(host), "mta-sts.%s", r->domain);

@@ -99,6 +99,17 @@ mta_sts_fetch_timeout = 10s
             check(v and not v["policy"] and why in v["note"],
                   f"{name}: expected no policy because '{why}': {v}")
 
+        # RFC 8461 3.3: a failed fetch is not repeated for the same id
+        # within five minutes (asked twice in one process).
+        out = subprocess.run([PROBE, "-c", conf, "-C", cache, "-a",
+                              "nopolicy.sts.test"], capture_output=True,
+                             text=True, timeout=120)
+        answers = [json.loads(x) for x in out.stdout.splitlines()
+                   if x.startswith("{")]
+        check(len(answers) == 2 and "HTTP status 404" in
+              answers[0]["note"] and "not retried yet" in
+              answers[1]["note"], f"failed fetch not repeated: {answers}")
+
         # A new process: the Berkeley DB cache survived; no fetch.
         r = probe(conf, cache, "enforce.sts.test")
         check(r.get("enforce.sts.test", {}).get("source") == "cache",

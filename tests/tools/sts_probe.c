@@ -8,6 +8,7 @@
  *     -r  refresh: fetch even when the cached policy is fresh
  *     -f  forget: remove the cached policy first
  *     -s  show the cache afterwards (JSON)
+ *     -a  ask again once the first answers are in (same process)
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -76,12 +77,12 @@ main(int argc, char **argv)
 	const char *config_path = NULL, *cache_path = NULL;
 	struct config *cfg = config_new();
 	buf_t *err = buf_new(4096), *out;
-	int c, refresh = 0, forget = 0, show = 0, i;
+	int c, refresh = 0, forget = 0, show = 0, again = 0, i, round;
 	struct timeval limit = {90, 0};
 	resolver_t *res;
 	sts_t *sts;
 
-	while ((c = getopt(argc, argv, "c:C:rfs")) != -1) {
+	while ((c = getopt(argc, argv, "c:C:rfsa")) != -1) {
 		switch (c) {
 		case 'c':
 			config_path = optarg;
@@ -97,6 +98,9 @@ main(int argc, char **argv)
 			break;
 		case 's':
 			show = 1;
+			break;
+		case 'a':
+			again = 1;
 			break;
 		default:
 			fprintf(stderr, "usage: sts_probe -c CONFIG -C CACHE "
@@ -120,18 +124,22 @@ main(int argc, char **argv)
 		fprintf(stderr, "sts_probe: %s\n", buf_data(err));
 		return 78;
 	}
-	for (i = optind; i < argc; i++) {
-		if (forget)
-			sts_forget(sts, argv[i]);
-		pending++;
-		if (refresh)
-			sts_refresh(sts, argv[i], on_verdict, NULL);
-		else
-			sts_get(sts, argv[i], on_verdict, NULL);
-	}
-	if (pending) {
-		event_base_loopexit(base, &limit);
-		event_base_dispatch(base);
+	for (round = 0; round <= again; round++) {
+		for (i = optind; i < argc; i++) {
+			if (forget && round == 0)
+				sts_forget(sts, argv[i]);
+			pending++;
+			if (refresh)
+				sts_refresh(sts, argv[i], on_verdict, NULL);
+			else
+				sts_get(sts, argv[i], on_verdict, NULL);
+		}
+		if (pending) {
+			event_base_loopexit(base, &limit);
+			event_base_dispatch(base);
+		}
+		if (pending)
+			break;
 	}
 	if (show) {
 		out = buf_new(0);
