@@ -15,10 +15,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	char *s;
 
 	if (config_parse_assignment((const char *)data, len, &name, &namelen,
-		&value, &valuelen) == NULL) {
-		if (name < (const char *)data || name + namelen >
-		    (const char *)data + len || value + valuelen >
-		    (const char *)data + len)
+	        &value, &valuelen) == NULL) {
+		if (name < (const char *)data ||
+		    name + namelen > (const char *)data + len ||
+		    value + valuelen > (const char *)data + len)
 			abort();
 	}
 	s = malloc(len + 1);

@@ -128,7 +128,7 @@ tls_check(void)
 	}
 	/* A keyword line, not the server's name ("mx.nostarttls..."). */
 	starttls = strcasestr(ehlo, "250-STARTTLS\r") != NULL ||
-	    strcasestr(ehlo, "250 STARTTLS\r") != NULL;
+	           strcasestr(ehlo, "250 STARTTLS\r") != NULL;
 	printf(", \"connected\": true, \"starttls\": %s",
 	    starttls ? "true" : "false");
 	if (!starttls) {

@@ -43,13 +43,13 @@ test_load_ok(void)
 	struct config *cfg = config_new();
 	buf_t *err = buf_new(1024);
 	char *path = write_file("# comment\n"
-				"myhostname = mx.example.org\n"
-				"\n"
-				"smtpd_banner = $myhostname ESMTP\n"
-				"mynetworks = 127.0.0.0/8,\n"
-				"    10.0.0.0/8\n"
-				"smtpd_timeout = 5m\n"
-				"smtp_tls_security_level = encrypt\n");
+	                        "myhostname = mx.example.org\n"
+	                        "\n"
+	                        "smtpd_banner = $myhostname ESMTP\n"
+	                        "mynetworks = 127.0.0.0/8,\n"
+	                        "    10.0.0.0/8\n"
+	                        "smtpd_timeout = 5m\n"
+	                        "smtp_tls_security_level = encrypt\n");
 
 	CHECK_INT(config_load(cfg, path, err), 0);
 	CHECK_STR(buf_data(err), "");
