@@ -39,7 +39,7 @@ def s_client(args, script, timeout=30):
         for line in script.splitlines(True):
             p.stdin.write(line.encode())
             p.stdin.flush()
-            time.sleep(0.3)
+            time.sleep(0.5)
         out, err = p.communicate(timeout=timeout)  # closes stdin
     except (subprocess.TimeoutExpired, BrokenPipeError):
         p.kill()
