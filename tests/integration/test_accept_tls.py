@@ -143,6 +143,7 @@ class AcceptTls(unittest.TestCase):
         # RFC 8314 4.3: the TLS version and cipher are recorded.
         self.assertRegex(received, r"TLS ?v?1[._]?[23]",
                          "Received: names the TLS version")
+        self.assertIn("with ESMTPS ", received, "RFC 3848 protocol type")
         m = re.search(r"Cipher *: *(\S+)", out) or re.search(
             r"Cipher is (\S+)", out)
         if m:
@@ -280,6 +281,9 @@ class AcceptTls(unittest.TestCase):
         self.assertEqual(len(msgs), 1)
         # RFC 8689: the REQUIRETLS flag is kept for delivery to honour.
         self.assertIn("requiretls", msgs[0].get("flags", []), msgs[0])
+        received = header_block(self.d.queue_show(msgs[0]["qid"]),
+                                "Received")
+        self.assertIn("with ESMTPSA ", received, "RFC 3848 protocol type")
 
     def test_auth_login_after_tls(self):
         c, _ = self.tls_conn()
