@@ -191,6 +191,12 @@ class AcceptSendmail(unittest.TestCase):
         p = smta.run([self.mailq, "-C", self.d.conf], timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn(files[0], p.stdout.decode(errors="replace"))
+        # ... and nobody else may use the control socket.
+        p = as_user([smta.program("strictmta"), "-c", self.d.conf, "queue",
+                     "list"])
+        self.assertNotIn(p.returncode, (0, 126, 127), p.stderr)
+        self.assertNotIn(files[0], p.stdout.decode(errors="replace"))
+        self.assertTrue(p.stderr.strip(), "a clear message")
         d.stop()
 
     def test_2_callers_and_vectors(self):
