@@ -17,18 +17,15 @@ import tempfile
 import threading
 import time
 
-SRC = os.environ.get("STRICTMTA_SOURCE_DIR",
-                     os.path.join(os.path.dirname(__file__), "../.."))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "net"))
+import netlib  # noqa: E402
+
+netlib.reexec_in_netns(__file__)
+SRC = os.environ.get("STRICTMTA_SOURCE_DIR", os.path.join(HERE, "../.."))
 BUILD = os.environ.get("STRICTMTA_BUILD_DIR", os.path.join(SRC, "build"))
 NETCTL = os.path.join(SRC, "tests/net/netctl")
 PROBE = os.path.join(BUILD, "tests/sts_probe")
-
-if os.environ.get("NET_IN_NETNS") != "1":
-    if os.geteuid() != 0:
-        print("SKIP: needs root for a network namespace")
-        sys.exit(77)
-    os.execv(os.path.join(SRC, "tests/net/netns-run"),
-             ["netns-run", sys.executable, os.path.abspath(__file__)])
 
 passed = failed = 0
 
