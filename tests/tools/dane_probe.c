@@ -94,7 +94,7 @@ tls_check(void)
 	int fd, starttls, verified = 0;
 	SSL_CTX *ctx;
 	SSL *ssl;
-	buf_t *desc = buf_new(1024);
+	buf_t *desc;
 
 	memset(&ss, 0, sizeof(ss));
 	if (strchr(addr_text, ':')) {
@@ -140,6 +140,7 @@ tls_check(void)
 		close(fd);
 		return;
 	}
+	desc = buf_new(1024);
 	ctx = SSL_CTX_new(TLS_client_method());
 	dane_ctx_enable(ctx);
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
