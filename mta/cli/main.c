@@ -35,6 +35,7 @@ static const char usage_text[] =
     "usage: strictmta [-c config_file] command\n"
     "  queue list [--json]          list queued messages (like mailq)\n"
     "  queue show ID [--json]       one message: envelope and header\n"
+    "  queue show ID --content      the stored message itself\n"
     "  queue delete ID... | --all   remove messages\n"
     "  queue hold ID...             keep messages from delivery\n"
     "  queue release ID...          release held messages\n"
@@ -252,6 +253,9 @@ cmd_queue(const char *path, int explicit_path, int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0 && cmds[c].json_ok) {
 			/* passed on as is */
+		} else if (strcmp(argv[i], "--content") == 0 &&
+		           strcmp(cmds[c].name, "show") == 0) {
+			/* show --content: passed on as is */
 		} else if (strcmp(argv[i], "--all") == 0 && cmds[c].all_ok) {
 			all = 1;
 		} else if (argv[i][0] == '-') {

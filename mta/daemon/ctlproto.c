@@ -110,6 +110,10 @@ ctl_parse_request(const char *line, size_t len, struct ctl_req *req)
 				return "--json is not an option of this "
 				       "command";
 			req->json = 1;
+		} else if (word_is(w, wl, "--content")) {
+			if (def->cmd != CTL_SHOW)
+				return "--content is an option of show only";
+			req->content = 1;
 		} else if (word_is(w, wl, "--all")) {
 			if (!def->all_ok)
 				return "--all is not an option of this command";
@@ -141,6 +145,8 @@ ctl_parse_request(const char *line, size_t len, struct ctl_req *req)
 			memcpy(req->qids[req->nqid++], id, QID_SIZE);
 		}
 	}
+	if (req->content && req->json)
+		return "give --content or --json, not both";
 	if (def->domain && req->domain[0] == '\0')
 		return "give a domain";
 	if (req->all && req->nqid)

@@ -36,6 +36,7 @@ struct ctl_req {
 	enum ctl_cmd cmd;
 	int json; /* --json given */
 	int all; /* delete --all */
+	int content; /* show --content: the message itself */
 	char domain[256]; /* policy-show/refresh/forget */
 	size_t nqid;
 	char qids[CTL_MAX_QIDS][QID_SIZE];

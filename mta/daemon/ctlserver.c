@@ -231,7 +231,18 @@ do_show(daemon_t *d, const struct ctl_req *req, buf_t *out)
 		buf_printf(out, "%s: no such message", req->qids[0]);
 		return -1;
 	}
-	if (req->json) {
+	if (req->content) {
+		/* The stored message as it will be sent (CRLF lines, with
+		 * our Received: header), byte for byte. */
+		if (queue_get_content(d->queue, req->qids[0], out) !=
+		    QUEUE_OK) {
+			buf_reset(out);
+			buf_printf(
+			    out, "%s: cannot read the content", req->qids[0]);
+			queue_env_free(env);
+			return -1;
+		}
+	} else if (req->json) {
 		ctl_json_entry(out, env);
 		buf_putc(out, '\n');
 	} else {

@@ -190,6 +190,10 @@ class DeliverPolicy(unittest.TestCase):
                                  [], "nothing sent to %s" % addr)
                 shown = self.d.queue_show(qids[dom])
                 self.assertIn("4.7.5", shown, "queue show gives the reason")
+                p = self.d.cli("queue", "show", qids[dom], "--content")
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertTrue(p.stdout.startswith(b"Received: "))
+                self.assertIn(("tok-" + dom).encode(), p.stdout)
         # Still held after a retry: doubt defers, it never downgrades.
         time.sleep(5)
         ids = self.d.queue_ids()

@@ -52,6 +52,8 @@ test_parse_ok(void)
 	CHECK_INT(req->nqid, 1);
 	CHECK(parse("stats --json", req) == NULL);
 	CHECK_INT(req->cmd, CTL_STATS);
+	CHECK(parse("show " ID1 " --content", req) == NULL);
+	CHECK_INT(req->content, 1);
 	CHECK(parse("policy-list --json", req) == NULL);
 	CHECK_INT(req->cmd, CTL_POLICY_LIST);
 	CHECK(parse("policy-show enforce.sts.test --json", req) == NULL);
@@ -80,6 +82,9 @@ test_parse_errors(void)
 	             "hold, release, flush, stats or "
 	             "policy-list/show/refresh/forget)"},
 	    {"policy-show", "give a domain"},
+	    {"list --content", "--content is an option of show only"},
+	    {"show " ID1 " --content --json",
+	        "give --content or --json, not both"},
 	    {"policy-show a.example b.example", "give one domain"},
 	    {"policy-show a_b.example", "not a domain name"},
 	    {"policy-forget a.example --json",
