@@ -121,6 +121,9 @@ def run(tmp, daemon, cli, busy, procs):
     with open(cfg, "w") as f:
         f.write("queue_directory = %s\n" % qdir)
         f.write("smtpd_listen = %s:%d\n" % (ADDR, port))
+        # Never DNS beyond loopback: a resolver address where nothing listens.
+        f.write("dns_resolver_mode = stub\n")
+        f.write("dns_stub_resolvers = 127.22.255.253\n")
         f.write("maillog_file = -\n")
         f.write("mta_sts_enable = no\n")
         f.write("smtp_dns_support_level = enabled\n")

@@ -90,6 +90,9 @@ def run(tmp, daemon, cli, sendmail, procs):
     with open(cfg, "w") as f:
         f.write("queue_directory = %s\n" % qdir)
         f.write("smtpd_listen = %s:%d\n" % (ADDR, port))
+        # Never DNS beyond loopback: a resolver address where nothing listens.
+        f.write("dns_resolver_mode = stub\n")
+        f.write("dns_stub_resolvers = 127.22.255.253\n")
         f.write("maillog_file = -\n")
         # Every import here must come from the scan at start or from the
         # backlog rescans, never from the timer.

@@ -112,6 +112,9 @@ def write_config(path, qdir, port, transport=None):
     with open(path, "w") as f:
         f.write("queue_directory = %s\n" % qdir)
         f.write("smtpd_listen = %s:%d\n" % (ADDR, port))
+        # Never DNS beyond loopback: a resolver address where nothing listens.
+        f.write("dns_resolver_mode = stub\n")
+        f.write("dns_stub_resolvers = 127.22.255.253\n")
         f.write("maillog_file = -\n")
         f.write("myhostname = mx.test.example\n")
         f.write("import_interval = 1s\n")

@@ -194,6 +194,11 @@ class Daemon:
             "mynetworks": "127.0.0.0/8",
             "maillog_file": "-",
             "import_interval": "1s",
+            # No DNS query ever leaves loopback: the resolver is an
+            # address where nothing listens (tests of the network
+            # override these with the test network's resolver).
+            "dns_resolver_mode": "stub",
+            "dns_stub_resolvers": "127.30.255.253",
         }
         if smtps:
             self.params["smtps_listen"] = "%s:%d" % (self.host,
