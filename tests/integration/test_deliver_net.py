@@ -4,6 +4,7 @@
 delivers to the sinks on 127.25.0.x.
 
 Checks: MX preference order and fallback to the next MX; implicit MX;
+Postfix (relayhost = strictmta) -> strictmta -> the MX, end to end;
 null MX bounces (RFC 7505) with a DSN that parses as RFC 3464; a
 temporary failure then success on retry; a permanent failure gives a
 correct DSN; a bogus domain stays deferred with nothing sent; many
@@ -433,6 +434,36 @@ class DeliverNet(unittest.TestCase):
         for m in self.net.messages("127.25.0.25"):
             self.assertNotIn(b"utf8token", m_data(m))
             self.assertNotIn(b"8bittoken", m_data(m))
+
+    def test_14_postfix_to_strictmta_to_receiver(self):
+        """A real Postfix with relayhost = strictmta: the message goes
+        Postfix -> strictmta -> the destination's MX, and arrives there
+        as sent apart from the two Received: headers put in front."""
+        pf = smta.Postfix("chain", "[%s]:%d" % (self.d.host, self.d.port))
+        pf.start()
+        try:
+            token = "postfixchain"
+            sent = smta.make_message(token, sender="pf@strictmta.test",
+                                     rcpt="zoe@many.secure.test")
+            s = smtplib.SMTP(pf.host, pf.port, timeout=20)
+            try:
+                s.sendmail("pf@strictmta.test", ["zoe@many.secure.test"],
+                           sent)
+            finally:
+                s.quit()
+            addr, rec = self.wait_msg(["127.25.0.18"], token, 60)
+            self.assertEqual(addr, "127.25.0.18",
+                             "Postfix log:\n" + pf.log_text(30))
+        finally:
+            pf.stop()
+        added = smta.split_added_headers(m_data(rec), sent)
+        self.assertIsNotNone(added, "content changed in transit")
+        received = [h for h in added.split(b"\r\n") if
+                    h.startswith(b"Received: ")]
+        self.assertEqual(len(received), 2, added)
+        self.assertIn(b"by pf.strictmta.test", added)
+        self.assertTrue(added.startswith(b"Received: from"), added)
+        self.assertEqual(rec["mail_from"], "pf@strictmta.test")
 
 
 def m_data(rec):
