@@ -180,7 +180,7 @@ apply(struct sendmail_opts *o, char c, const char *arg, buf_t *err, buf_t *warn)
 		else if (is_interval(arg))
 			o->mode = SENDMAIL_MODE_NOOP;
 		else {
-			buf_printf(err, "-q%s is not implemented", arg);
+			buf_printf(err, "-q%s: unsupported queue option", arg);
 			return EX_USAGE;
 		}
 		return 0;

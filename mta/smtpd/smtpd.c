@@ -871,7 +871,7 @@ do_starttls(struct session *s)
 	struct bufferevent *tls;
 
 	if (s->sd->ssl_ctx == NULL) {
-		reply(s, "502 5.5.1 Error: command not implemented");
+		reply(s, "502 5.5.1 Error: command not supported");
 		return;
 	}
 	if (s->tls) {
