@@ -32,7 +32,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import smtplib
 import subprocess
 import sys
@@ -360,30 +359,8 @@ def part2_deliver(net, tmp):
         return
     env = net.env
     host = "127.27.0.1"
-    d = smta.Daemon("dane-scenarios", {})
+    d = smta.network_daemon("dane-scenarios", env, host)
     try:
-        anchor = os.path.join(d.dir, "root.key")
-        ca = os.path.join(d.dir, "ca.pem")
-        shutil.copy(env["NET_TRUST_ANCHOR"], anchor)
-        shutil.copy(env["NET_CA"], ca)
-        os.chmod(anchor, 0o644)
-        os.chmod(ca, 0o644)
-        d.host = host
-        d.port = smta.free_port(host)
-        d.params.update({
-            "smtpd_listen": "%s:%d" % (host, d.port),
-            "dns_resolver_mode": "stub",
-            "dns_stub_resolvers": env["NET_RESOLVER"],
-            "dnssec_trust_anchor_file": anchor,
-            "smtp_tls_CAfile": ca,
-            "mta_sts_CAfile": ca,
-            "minimal_backoff_time": "2s",
-            "maximal_backoff_time": "3s",
-            "queue_run_delay": "2s",
-            "smtp_connect_timeout": "5s",
-            "dns_timeout": "5s",
-        })
-        d.write_conf()
         d.start()
 
         def send(rcpt, token):

@@ -15,7 +15,6 @@ import email
 import email.policy
 import os
 import re
-import shutil
 import smtplib
 import sys
 import time
@@ -46,32 +45,10 @@ class DeliverNet(unittest.TestCase):
         cls.net = netlib.Net()
         cls.net.__enter__()
         try:
-            env = cls.net.env
-            d = smta.Daemon("deliver", {})
-            # Files the daemon reads after dropping root.
-            anchor = os.path.join(d.dir, "root.key")
-            ca = os.path.join(d.dir, "ca.pem")
-            shutil.copy(env["NET_TRUST_ANCHOR"], anchor)
-            shutil.copy(env["NET_CA"], ca)
-            os.chmod(anchor, 0o644)
-            os.chmod(ca, 0o644)
-            d.host = HOST
-            d.port = smta.free_port(HOST)
-            d.params.update({
-                "smtpd_listen": "%s:%d" % (HOST, d.port),
-                "dns_resolver_mode": "stub",
-                "dns_stub_resolvers": env["NET_RESOLVER"],
-                "dnssec_trust_anchor_file": anchor,
-                "smtp_tls_CAfile": ca,
-                "minimal_backoff_time": "2s",
-                "maximal_backoff_time": "3s",
-                "queue_run_delay": "2s",
+            d = smta.network_daemon("deliver", cls.net.env, HOST, {
                 "smtp_connection_cache_time_limit": "3s",
-                "smtp_connect_timeout": "5s",
-                "dns_timeout": "5s",
                 "delay_warning_time": "1s",
             })
-            d.write_conf()
             cls.d = d
             d.start()
         except BaseException:

@@ -14,7 +14,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import smtplib
 import sys
 import time
@@ -78,30 +77,7 @@ class DeliverPolicy(unittest.TestCase):
         cls.net = netlib.Net()
         cls.net.__enter__()
         try:
-            env = cls.net.env
-            d = smta.Daemon("policy", {})
-            anchor = os.path.join(d.dir, "root.key")
-            ca = os.path.join(d.dir, "ca.pem")
-            shutil.copy(env["NET_TRUST_ANCHOR"], anchor)
-            shutil.copy(env["NET_CA"], ca)
-            os.chmod(anchor, 0o644)
-            os.chmod(ca, 0o644)
-            d.host = HOST
-            d.port = smta.free_port(HOST)
-            d.params.update({
-                "smtpd_listen": "%s:%d" % (HOST, d.port),
-                "dns_resolver_mode": "stub",
-                "dns_stub_resolvers": env["NET_RESOLVER"],
-                "dnssec_trust_anchor_file": anchor,
-                "smtp_tls_CAfile": ca,
-                "mta_sts_CAfile": ca,
-                "minimal_backoff_time": "2s",
-                "maximal_backoff_time": "3s",
-                "queue_run_delay": "2s",
-                "smtp_connect_timeout": "5s",
-                "dns_timeout": "5s",
-            })
-            d.write_conf()
+            d = smta.network_daemon("policy", cls.net.env, HOST)
             cls.d = d
             d.start()
         except BaseException:

@@ -701,6 +701,39 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+def network_daemon(tag, env, host, params=None):
+    """A Daemon (not started) that delivers over the test network whose
+    netctl env is env: the validating resolver in stub mode with the test
+    root's trust anchor, the test CA for SMTP and MTA-STS, short retry
+    times, listening on host. The anchor and CA are copied into the
+    daemon's folder, readable after the privilege drop."""
+    d = Daemon(tag, {})
+    anchor = os.path.join(d.dir, "root.key")
+    ca = os.path.join(d.dir, "ca.pem")
+    shutil.copy(env["NET_TRUST_ANCHOR"], anchor)
+    shutil.copy(env["NET_CA"], ca)
+    os.chmod(anchor, 0o644)
+    os.chmod(ca, 0o644)
+    d.host = host
+    d.port = free_port(host)
+    d.params.update({
+        "smtpd_listen": "%s:%d" % (host, d.port),
+        "dns_resolver_mode": "stub",
+        "dns_stub_resolvers": env["NET_RESOLVER"],
+        "dnssec_trust_anchor_file": anchor,
+        "smtp_tls_CAfile": ca,
+        "mta_sts_CAfile": ca,
+        "minimal_backoff_time": "2s",
+        "maximal_backoff_time": "3s",
+        "queue_run_delay": "2s",
+        "smtp_connect_timeout": "5s",
+        "dns_timeout": "5s",
+    })
+    d.params.update(params or {})
+    d.write_conf()
+    return d
+
+
 class Postfix:
     """A private Postfix instance (config, queue and data folders in a
     temporary folder) listening on POSTFIX_HOST:port, relaying everything
