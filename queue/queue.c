@@ -93,6 +93,12 @@ queue_errcall(const DB_ENV *env, const char *pfx, const char *msg)
 	 * and the cause, the last only says that opening failed. */
 	if (!q->opening)
 		buf_reset(q->dberr);
+	/* A damaged file repeats one complaint for every page it reads:
+	 * say each once. */
+	if (q->opening && strstr(buf_data(q->dberr), msg) != NULL) {
+		pthread_mutex_unlock(&q->lock);
+		return;
+	}
 	if (buf_len(q->dberr) > 0)
 		buf_puts(q->dberr, "; ");
 	buf_put_printable(q->dberr, msg, strlen(msg));
