@@ -33,6 +33,7 @@
 #define STS_REFRESH_INTERVAL 600 /* seconds between refresh scans */
 #define STS_IN_USE_WINDOW (30 * 86400) /* "in use": asked for lately */
 #define STS_MAX_ADDRS 8
+#define STS_USE_RECORD_INTERVAL 3600 /* seconds between last_used writes */
 #define STS_FAIL_SLOTS 256 /* remembered failed fetches */
 #define STS_FAIL_RETRY 300 /* 3.3: at most one fetch a 5 min */
 
@@ -193,7 +194,11 @@ finish(struct sts_req *r, const char *body, size_t len, const char *id,
 
 	if (body && sts_policy_parse(body, len, &policy) != NULL)
 		policy = NULL; /* a corrupt cache entry: as no policy */
-	if (policy && r->cached && strcmp(source, "cache") == 0) {
+	/* "In use" only steers the refresh scan (30-day window): record it
+	 * at most hourly, so that a busy domain does not cost a cache write
+	 * and its fsync on the event loop for every delivery. */
+	if (policy && r->cached && strcmp(source, "cache") == 0 &&
+	    clock_now() - r->cached->last_used >= STS_USE_RECORD_INTERVAL) {
 		r->cached->last_used = clock_now();
 		sts_cache_put(s->cache, r->cached);
 	}
