@@ -112,6 +112,9 @@ struct dest {
 	struct dest *next;
 	deliver_t *d;
 	char *name; /* recipient domain, lowercase */
+	/* Messages that carry REQUIRETLS (RFC 8689) get destinations of
+	 * their own, so that no session mixes them with others. */
+	int requiretls;
 	struct job *jobs, **jobs_tail;
 	unsigned njobs;
 	struct conn *conns;
@@ -153,6 +156,9 @@ struct conn {
 	unsigned reuse;
 	int64_t setup_usec;
 	int have_fail;
+	/* Hosts refused because of REQUIRETLS, and hosts that failed for any
+	 * other reason: only the first alone makes a permanent failure. */
+	int rtls_refused, other_fail;
 	struct smtp_failure lastfail;
 };
 
@@ -315,6 +321,7 @@ struct attempt {
 	const struct smtp_tls_info *tls;
 	const struct deliver_policy *pol;
 	const struct smtp_failure *fail; /* for recipients without reply */
+	int fail_permanent; /* fail is final (REQUIRETLS refused) */
 	int remote_dsn; /* the server offered DSN (RFC 3461) */
 	int64_t setup_usec;
 };
@@ -396,9 +403,10 @@ job_done(deliver_t *d, struct job *j, const struct attempt *a)
 			text = r->reply;
 		} else if (a->fail != NULL) {
 			snprintf(status, sizeof(status), "%s", a->fail->status);
-			status[0] = '4'; /* no answer: only ever temporary */
+			/* No answer: temporary, unless a policy decided. */
+			cls = a->fail_permanent ? 5 : 4;
+			status[0] = (char)('0' + cls);
 			text = a->fail->reason;
-			cls = 4;
 		} else {
 			snprintf(status, sizeof(status), "4.4.2");
 			text = "no result";
@@ -593,6 +601,10 @@ send_bounce(deliver_t *d, struct dmsg *m, int kind)
 	dsn.arrival = env->arrival;
 	dsn.now = clock_now();
 	dsn.ret = kind != DELIVER_DSN_FAILED ? DSN_RET_HDRS : env->ret;
+	/* RFC 8689 4.3: a report about a REQUIRETLS message carries only
+	 * its header, and travels with REQUIRETLS itself. */
+	if (env->flags & QENV_REQUIRETLS)
+		dsn.ret = DSN_RET_HDRS;
 	dsn.kind = kind;
 	dsn.rcpts = dr;
 	dsn.nrcpt = n;
@@ -607,7 +619,7 @@ send_bounce(deliver_t *d, struct dmsg *m, int kind)
 	/* queue_env_new() already made the null sender. */
 	benv->arrival = clock_now();
 	benv->size = buf_len(out);
-	benv->flags = QENV_BOUNCE;
+	benv->flags = QENV_BOUNCE | (env->flags & QENV_REQUIRETLS);
 	/* An 8-bit original inside, or a UTF-8 sender: say so (RFC 6152,
 	 * RFC 6531), so that the DSN is not sent where it cannot go. */
 	if (smtp_has_8bit(buf_data(out), buf_len(out)))
@@ -1147,6 +1159,36 @@ conn_connect(struct conn *c)
 	    (const struct sockaddr *)&a->ss, a->len, sess_cb, c);
 }
 
+/*
+ * RFC 8689 4.2.1: a REQUIRETLS message goes only to an MX whose name is
+ * DNSSEC-validated (then DANE) or validated by an MTA-STS policy, with a
+ * verified certificate. Anything else is refused for this host with
+ * 5.7.10; a temporary policy failure keeps its own 4.x.x status. Stricter
+ * than the RFC: a testing-mode MTA-STS policy does not qualify, since its
+ * verdict does not verify the certificate (docs/tls-policy.md).
+ */
+static void
+requiretls_check(const struct dest *t, struct deliver_policy *p)
+{
+	const char *why;
+
+	if (p->level == TLS_LEV_STS_ENFORCE)
+		return;
+	if (p->level == TLS_LEV_DANE) {
+		if (t->nexthop || t->mx_dnssec == DNSSEC_SECURE)
+			return;
+		why = "the MX RRset is not DNSSEC-validated";
+	} else if (tls_level_must_encrypt(p->level)) {
+		why = "TLS is required but no DANE or MTA-STS policy "
+		      "verifies the server";
+	} else {
+		why = "neither DANE nor an enforced MTA-STS policy protects "
+		      "this destination";
+	}
+	memcpy(p->status, "5.7.10", 7);
+	snprintf(p->reason, sizeof(p->reason), "REQUIRETLS: %s", why);
+}
+
 static void
 policy_done(void *arg, const struct deliver_policy *p)
 {
@@ -1155,7 +1197,9 @@ policy_done(void *arg, const struct deliver_policy *p)
 
 	c->policy_id = 0;
 	c->pol = *p;
-	if (p->status[0] != '\0') {
+	if (t->requiretls && p->status[0] == '\0')
+		requiretls_check(t, &c->pol);
+	if (c->pol.status[0] != '\0') {
 		/* The policy says this host cannot be used now. */
 		const char *host = t->hosts[t->addrs[c->addr].host].name;
 		int h = t->addrs[c->addr].host;
@@ -1163,12 +1207,17 @@ policy_done(void *arg, const struct deliver_policy *p)
 		memset(&c->lastfail, 0, sizeof(c->lastfail));
 		c->have_fail = 1;
 		c->lastfail.stage = SMTP_FAIL_POLICY;
+		if (strcmp(c->pol.status, "5.7.10") == 0)
+			c->rtls_refused = 1;
+		else
+			c->other_fail = 1;
 		snprintf(c->lastfail.status, sizeof(c->lastfail.status), "%s",
-		    p->status);
+		    c->pol.status);
 		snprintf(c->lastfail.reason, sizeof(c->lastfail.reason),
-		    "%s (policy %s, host %s)", p->reason,
-		    p->source ? p->source : "?", host);
-		log_info("%s: skipping host %s: %s", t->name, host, p->reason);
+		    "%s (policy %s, host %s)", c->pol.reason,
+		    c->pol.source ? c->pol.source : "?", host);
+		log_info(
+		    "%s: skipping host %s: %s", t->name, host, c->pol.reason);
 		/* Skip every address of this host. */
 		while (
 		    c->addr + 1 < t->naddrs && t->addrs[c->addr + 1].host == h)
@@ -1211,6 +1260,10 @@ conn_next_addr(struct conn *c)
 			    "no usable address for %s", t->name);
 		}
 		a.fail = &f;
+		/* RFC 8689 4.2.1: no host can take the promise and nothing
+		 * temporary stood in the way: return the message now. */
+		a.fail_permanent = c->rtls_refused && !c->other_fail;
+		c->rtls_refused = c->other_fail = 0;
 		c->job = NULL;
 		if (j != NULL)
 			job_done(d, j, &a);
@@ -1424,6 +1477,7 @@ sess_cb(void *arg, smtp_sess_t *s, enum smtp_event ev)
 	c->sess = NULL;
 	c->lastfail = *smtp_sess_failure(s);
 	c->have_fail = 1;
+	c->other_fail = 1;
 	f = &c->lastfail;
 	tls = *smtp_sess_tls(s);
 	snprintf(relay, sizeof(relay), "%s", smtp_sess_relay(s));
@@ -1472,16 +1526,18 @@ sess_cb(void *arg, smtp_sess_t *s, enum smtp_event ev)
  * Destinations
  */
 static struct dest *
-dest_get(deliver_t *d, const char *domain)
+dest_get(deliver_t *d, const char *domain, int requiretls)
 {
 	struct dest *t;
 	size_t i;
 
 	for (t = d->dests; t != NULL; t = t->next)
-		if (strcasecmp(t->name, domain) == 0)
+		if (t->requiretls == requiretls &&
+		    strcasecmp(t->name, domain) == 0)
 			return t;
 	t = xcalloc(1, sizeof(*t));
 	t->d = d;
+	t->requiretls = requiretls;
 	t->name = xstrdup(domain);
 	for (i = 0; t->name[i]; i++)
 		t->name[i] = (char)tolower((unsigned char)t->name[i]);
@@ -1678,7 +1734,7 @@ msg_start(deliver_t *d, struct queue_env *env, int64_t now)
 			    "bad address syntax: no domain");
 			continue;
 		}
-		t = dest_get(d, dom);
+		t = dest_get(d, dom, (env->flags & QENV_REQUIRETLS) != 0);
 		for (k = 0; k < njobs; k++)
 			if (dests[k] == t &&
 			    jobs[k]->smsg.nrcpt < (size_t)limit)

@@ -102,6 +102,7 @@ void smtp_reply_format(const struct smtp_reply *, buf_t *out);
 #define SMTP_EXT_DSN 0x20
 #define SMTP_EXT_ENHANCEDSTATUSCODES 0x40
 #define SMTP_EXT_CHUNKING 0x80
+#define SMTP_EXT_REQUIRETLS 0x100 /* RFC 8689 */
 
 struct smtp_ehlo {
 	unsigned ext; /* SMTP_EXT_* */

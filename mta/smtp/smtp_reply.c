@@ -237,6 +237,7 @@ smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ehlo *e)
 	    {"DSN", SMTP_EXT_DSN},
 	    {"ENHANCEDSTATUSCODES", SMTP_EXT_ENHANCEDSTATUSCODES},
 	    {"CHUNKING", SMTP_EXT_CHUNKING},
+	    {"REQUIRETLS", SMTP_EXT_REQUIRETLS},
 	};
 	size_t start = 0, i, k;
 	int lineno = 0;

@@ -942,6 +942,14 @@ precheck(smtp_sess_t *s, struct smtp_msg *m)
 		 * 8BITMIME but really 7-bit goes out without BODY=. */
 		why = "8BITMIME is required, but was not offered by host";
 		status = "5.6.3";
+	} else if ((m->flags & QENV_REQUIRETLS) &&
+	           (!s->tls.active || !tls_level_must_match(s->opts.level) ||
+	               !(s->ehlo.ext & SMTP_EXT_REQUIRETLS))) {
+		/* RFC 8689 4.2.1: the next hop must advertise REQUIRETLS
+		 * (after STARTTLS); otherwise the message is returned with
+		 * 5.7.10, never sent without the promise. */
+		why = "REQUIRETLS is required, but was not offered by host";
+		status = "5.7.10";
 	} else if (strpbrk(m->sender, "\r\n<>") != NULL) {
 		why = "bad sender address syntax, for host";
 		status = "5.1.7";
@@ -969,6 +977,8 @@ start_mail(smtp_sess_t *s)
 		buf_puts(b, " BODY=8BITMIME");
 	if (m->flags & QENV_SMTPUTF8)
 		buf_puts(b, " SMTPUTF8");
+	if (m->flags & QENV_REQUIRETLS)
+		buf_puts(b, " REQUIRETLS"); /* RFC 8689 4.2.1: passed on */
 	if (s->ehlo.ext & SMTP_EXT_DSN) {
 		if (m->ret == DSN_RET_FULL)
 			buf_puts(b, " RET=FULL");

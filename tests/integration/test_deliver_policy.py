@@ -77,7 +77,13 @@ class DeliverPolicy(unittest.TestCase):
         cls.net = netlib.Net()
         cls.net.__enter__()
         try:
-            d = smta.network_daemon("policy", cls.net.env, HOST)
+            # A listener with TLS: REQUIRETLS is accepted only there.
+            cls.keydir = smta.make_tempdir("policy-keys")
+            cert, key = smta.make_cert(cls.keydir)
+            d = smta.network_daemon("policy", cls.net.env, HOST, {
+                "smtpd_tls_cert_file": cert,
+                "smtpd_tls_key_file": key,
+            })
             cls.d = d
             d.start()
         except BaseException:
@@ -107,6 +113,27 @@ class DeliverPolicy(unittest.TestCase):
         try:
             s.ehlo("client.strictmta.test")
             s.mail("postmaster@strictmta.test")
+            code, text = s.rcpt(rcpt)
+            self.assertEqual(code, 250, text)
+            code, text = s.data(msg)
+            self.assertEqual(code, 250, text)
+        finally:
+            s.quit()
+        return smta.QID_RE.search(text.decode()).group(1)
+
+    def send_requiretls(self, rcpt, token):
+        msg = smta.make_message(token, sender="postmaster@strictmta.test",
+                                rcpt=rcpt)
+        s = smtplib.SMTP(self.d.host, self.d.port, timeout=20,
+                         source_address=(HOST, 0))
+        try:
+            s.ehlo("client.strictmta.test")
+            s.starttls()
+            s.ehlo("client.strictmta.test")
+            self.assertTrue(s.has_extn("requiretls"))
+            code, text = s.mail("postmaster@strictmta.test",
+                                ["REQUIRETLS"])
+            self.assertEqual(code, 250, text)
             code, text = s.rcpt(rcpt)
             self.assertEqual(code, 250, text)
             code, text = s.data(msg)
@@ -215,6 +242,50 @@ class DeliverPolicy(unittest.TestCase):
                          ["*.wildcard.sts.test"])
         p = self.d.cli("policy", "bogus")
         self.assertEqual(p.returncode, 64)
+
+    def test_4_requiretls(self):
+        # RFC 8689: a message accepted with REQUIRETLS goes only over TLS
+        # verified by DANE or MTA-STS, to a server that advertises
+        # REQUIRETLS, with the parameter passed on; otherwise it is
+        # returned with 5.7.10 and nothing is sent.
+        # domain -> (sink, outcome)
+        cases = {
+            "requiretls.dane.test": ("127.25.0.70", "sent"),
+            "insecure.test": ("127.25.0.30", "bounced"),
+            "requiretls.secure.test": ("127.25.0.24", "bounced"),
+            "ee.dane.test": ("127.25.0.40", "bounced"),
+        }
+        qids = {dom: self.send_requiretls("user@" + dom, "rtls-" + dom)
+                for dom in cases}
+        for dom, (addr, outcome) in cases.items():
+            with self.subTest(domain=dom):
+                tok = ("rtls-" + dom).encode()
+                if outcome == "sent":
+                    line = self.wait_log(
+                        r"%s: to=<user@%s>, .*status=sent .*level=dane"
+                        % (qids[dom], re.escape(dom)))
+                    self.assertIsNotNone(line, "%s sent over DANE" % dom)
+                    smta.log(line.group(0))
+                    recs = [m for m in self.net.messages(addr)
+                            if tok in m_data(m)]
+                    self.assertEqual(len(recs), 1)
+                    self.assertIsNotNone(recs[0]["tls"])
+                    self.assertIn("REQUIRETLS", recs[0]["mail_params"],
+                                  "the parameter was passed on")
+                    continue
+                line = self.wait_log(
+                    r"%s: to=<user@%s>, .*dsn=5\.7\.10, status=bounced"
+                    r" \((.*)\)" % (qids[dom], re.escape(dom)))
+                self.assertIsNotNone(line, "%s bounced with 5.7.10; log:\n%s"
+                                     % (dom, "\n".join(
+                                         l for l in self.d.log_text(
+                                             100000).splitlines()
+                                         if qids[dom] in l or dom in l)))
+                smta.log(line.group(0))
+                self.assertIn("REQUIRETLS", line.group(1))
+                self.assertEqual([m for m in self.net.messages(addr)
+                                  if tok in m_data(m)], [],
+                                 "nothing sent to %s" % addr)
 
 
 if __name__ == "__main__":
