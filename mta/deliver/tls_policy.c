@@ -67,15 +67,21 @@ dane_setup_free(void *arg)
 	free(s);
 }
 
-static void
+static int
 dane_setup_ssl(void *arg, SSL *ssl)
 {
 	struct dane_setup *s = arg;
 	buf_t *why = buf_new(256);
+	int rc = 0;
 
-	if (dane_ssl_setup(ssl, s->base, s->host, s->recs, s->nrec, why) < 0)
-		log_warn("dane: %s", buf_data(why));
+	/* Fail closed: without its TLSA records loaded the session would be
+	 * verified by the Web PKI only, which DANE does not allow. */
+	if (dane_ssl_setup(ssl, s->base, s->host, s->recs, s->nrec, why) < 0) {
+		log_warn("dane: %s: host skipped", buf_data(why));
+		rc = -1;
+	}
 	buf_free(why);
+	return rc;
 }
 
 static void
@@ -84,10 +90,11 @@ sts_setup_free(void *arg)
 	free(arg);
 }
 
-static void
+static int
 sts_setup_ssl(void *arg, SSL *ssl)
 {
 	sts_ssl_setup(ssl, arg);
+	return 0;
 }
 
 tls_policy_t *

@@ -203,7 +203,9 @@ struct smtp_failure {
 
 typedef void smtp_sess_cb(void *arg, smtp_sess_t *, enum smtp_event);
 /* Called with the SSL before the handshake: the DANE seam (TLSA). */
-typedef void smtp_tls_setup_fn(void *arg, SSL *);
+/* Returns 0, or -1 when the SSL could not be set up as the policy needs:
+ * the session then fails with 4.7.5, never goes on less verified. */
+typedef int smtp_tls_setup_fn(void *arg, SSL *);
 
 struct smtp_sess_opts {
 	const char *helo_name;

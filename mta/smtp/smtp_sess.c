@@ -442,8 +442,13 @@ start_tls(smtp_sess_t *s)
 	SSL_set1_host(ssl, s->host);
 	if (s->opts.level >= TLS_LEV_STS_ENFORCE)
 		SSL_set_min_proto_version(ssl, TLS1_2_VERSION); /* 8461 4.2 */
-	if (s->opts.tls_setup != NULL)
-		s->opts.tls_setup(s->opts.tls_setup_arg, ssl);
+	if (s->opts.tls_setup != NULL &&
+	    s->opts.tls_setup(s->opts.tls_setup_arg, ssl) < 0) {
+		SSL_free(ssl);
+		sess_fail(s, SMTP_FAIL_TLS, 0, "4.7.5",
+		    "cannot set up the TLS policy for %s", s->relay);
+		return;
+	}
 	tb = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) {

@@ -32,6 +32,7 @@ struct sts_job {
 	char curl_error[CURL_ERROR_SIZE];
 	sts_fetch_cb *cb;
 	void *arg;
+	struct event *fail_ev; /* set-up failed: reports from the loop */
 	struct sts_job *next;
 };
 
@@ -181,6 +182,8 @@ job_free(struct sts_job *job)
 		curl_multi_remove_handle(job->fetcher->multi, job->easy);
 		curl_easy_cleanup(job->easy);
 	}
+	if (job->fail_ev != NULL)
+		event_free(job->fail_ev);
 	curl_slist_free_all(job->resolve);
 	buf_free(job->body);
 	free(job->domain);
@@ -222,6 +225,22 @@ is_ipv6(const char *addr)
 	return strchr(addr, ':') != NULL;
 }
 
+static void
+on_setup_failed(evutil_socket_t fd, short what, void *arg)
+{
+	struct sts_job *job = arg;
+	struct sts_fetch_result res;
+
+	(void)fd;
+	(void)what;
+	memset(&res, 0, sizeof(res));
+	res.domain = job->domain;
+	res.error = "local error: cannot set up the HTTPS fetch";
+	unlink_job(job->fetcher, job);
+	job->cb(job->arg, &res);
+	job_free(job);
+}
+
 uint64_t
 sts_fetch(sts_fetcher_t *f, const char *domain, const char *const *addrs,
     size_t naddr, sts_fetch_cb *cb, void *arg)
@@ -229,6 +248,7 @@ sts_fetch(sts_fetcher_t *f, const char *domain, const char *const *addrs,
 	struct sts_job *job = xcalloc(1, sizeof(*job));
 	buf_t *tmp = buf_new(4096);
 	size_t i;
+	int ok = 1;
 
 	job->id = ++f->next_id;
 	job->fetcher = f;
@@ -244,7 +264,9 @@ sts_fetch(sts_fetcher_t *f, const char *domain, const char *const *addrs,
 		buf_printf(tmp, is_ipv6(addrs[i]) ? "%s[%s]" : "%s%s",
 		    i ? "," : "", addrs[i]);
 	job->resolve = curl_slist_append(NULL, buf_data(tmp));
-	curl_easy_setopt(job->easy, CURLOPT_RESOLVE, job->resolve);
+	ok &= job->resolve != NULL;
+	ok &= curl_easy_setopt(job->easy, CURLOPT_RESOLVE, job->resolve) ==
+	      CURLE_OK;
 	buf_reset(tmp);
 	if (f->port == 443)
 		buf_printf(
@@ -253,31 +275,49 @@ sts_fetch(sts_fetcher_t *f, const char *domain, const char *const *addrs,
 		buf_printf(tmp,
 		    "https://mta-sts.%s:%ld/.well-known/mta-sts.txt", domain,
 		    f->port);
-	curl_easy_setopt(job->easy, CURLOPT_URL, buf_data(tmp));
+	ok &=
+	    curl_easy_setopt(job->easy, CURLOPT_URL, buf_data(tmp)) == CURLE_OK;
 	buf_free(tmp);
 
 	/* RFC 8461 3.3: HTTPS only, Web PKI, no redirects. */
-	curl_easy_setopt(job->easy, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(job->easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(job->easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(job->easy, CURLOPT_SSL_VERIFYHOST, 2L);
-	curl_easy_setopt(
-	    job->easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	ok &= curl_easy_setopt(job->easy, CURLOPT_PROTOCOLS_STR, "https") ==
+	      CURLE_OK;
+	ok &=
+	    curl_easy_setopt(job->easy, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
+	ok &=
+	    curl_easy_setopt(job->easy, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
+	ok &=
+	    curl_easy_setopt(job->easy, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
+	ok &= curl_easy_setopt(job->easy, CURLOPT_SSLVERSION,
+	          (long)CURL_SSLVERSION_TLSv1_2) == CURLE_OK;
 	if (f->cafile)
-		curl_easy_setopt(job->easy, CURLOPT_CAINFO, f->cafile);
-	curl_easy_setopt(job->easy, CURLOPT_TIMEOUT, f->timeout);
-	curl_easy_setopt(job->easy, CURLOPT_CONNECTTIMEOUT, f->timeout);
-	curl_easy_setopt(job->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(job->easy, CURLOPT_PROXY, "");
-	curl_easy_setopt(
-	    job->easy, CURLOPT_USERAGENT, "strictmta/" STRICTMTA_VERSION);
-	curl_easy_setopt(job->easy, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(job->easy, CURLOPT_WRITEDATA, job);
-	curl_easy_setopt(job->easy, CURLOPT_ERRORBUFFER, job->curl_error);
-	curl_easy_setopt(job->easy, CURLOPT_PRIVATE, job);
+		ok &= curl_easy_setopt(job->easy, CURLOPT_CAINFO, f->cafile) ==
+		      CURLE_OK;
+	ok &= curl_easy_setopt(job->easy, CURLOPT_TIMEOUT, f->timeout) ==
+	      CURLE_OK;
+	ok &= curl_easy_setopt(job->easy, CURLOPT_CONNECTTIMEOUT, f->timeout) ==
+	      CURLE_OK;
+	ok &= curl_easy_setopt(job->easy, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+	ok &= curl_easy_setopt(job->easy, CURLOPT_PROXY, "") == CURLE_OK;
+	ok &= curl_easy_setopt(job->easy, CURLOPT_USERAGENT,
+	          "strictmta/" STRICTMTA_VERSION) == CURLE_OK;
+	ok &= curl_easy_setopt(job->easy, CURLOPT_WRITEFUNCTION, write_cb) ==
+	      CURLE_OK;
+	ok &= curl_easy_setopt(job->easy, CURLOPT_WRITEDATA, job) == CURLE_OK;
+	ok &= curl_easy_setopt(
+	          job->easy, CURLOPT_ERRORBUFFER, job->curl_error) == CURLE_OK;
+	ok &= curl_easy_setopt(job->easy, CURLOPT_PRIVATE, job) == CURLE_OK;
 	job->next = f->jobs;
 	f->jobs = job;
-	curl_multi_add_handle(f->multi, job->easy);
+	if (ok && curl_multi_add_handle(f->multi, job->easy) == CURLM_OK)
+		return job->id;
+	/* A local failure (no memory, an option this libcurl refuses) must
+	 * still end in a verdict, from the loop, never from inside this
+	 * call: the caller defers policy-bearing mail on this error. */
+	job->fail_ev = evtimer_new(f->base, on_setup_failed, job);
+	if (job->fail_ev == NULL)
+		abort(); /* out of memory: as xmalloc does */
+	event_active(job->fail_ev, EV_TIMEOUT, 1);
 	return job->id;
 }
 
