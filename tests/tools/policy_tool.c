@@ -6,6 +6,7 @@
  *
  *   policy_tool sts-policy FILE        parse a policy body
  *   policy_tool sts-txt HEX...         choose and parse a TXT RRset
+ *   policy_tool tlsrpt-txt HEX...      choose and parse a TLSRPT RRset
  *   policy_tool mx-match HOST PATTERN...
  *   policy_tool content-type VALUE
  *   policy_tool tlsa HEX               decode one TLSA RDATA
@@ -24,6 +25,7 @@
 #include "policy/dane/dane.h"
 #include "policy/dane/tlsa.h"
 #include "policy/sts/sts_parse.h"
+#include "policy/tlsrpt/tlsrpt_txt.h"
 
 static void
 json_string(const char *s)
@@ -126,6 +128,36 @@ cmd_sts_txt(int argc, char **argv)
 }
 
 static int
+cmd_tlsrpt_txt(int argc, char **argv)
+{
+	const char **txts = xcalloc((size_t)argc + 1, sizeof(*txts));
+	size_t *lens = xcalloc((size_t)argc + 1, sizeof(*lens));
+	static const char *names[] = {"found", "none", "multiple", "invalid"};
+	struct tlsrpt_rua rua;
+	const char *why;
+	enum tlsrpt_txt_result r;
+	size_t j;
+	int i;
+
+	for (i = 0; i < argc; i++)
+		txts[i] = (const char *)unhex(argv[i], &lens[i]);
+	r = tlsrpt_txt_select(txts, lens, (size_t)argc, &rua, &why);
+	printf("{\"result\": \"%s\", \"rua\": [", names[r]);
+	for (j = 0; r == TLSRPT_TXT_FOUND && j < rua.n; j++) {
+		printf(j ? ", " : "");
+		json_string(rua.uri[j]);
+	}
+	printf("], \"error\": ");
+	json_string(why ? why : "");
+	printf("}\n");
+	for (i = 0; i < argc; i++)
+		free((void *)txts[i]);
+	free(txts);
+	free(lens);
+	return 0;
+}
+
+static int
 cmd_tlsa(const char *hex)
 {
 	size_t len;
@@ -191,6 +223,8 @@ main(int argc, char **argv)
 		return cmd_sts_policy(argv[2]);
 	if (argc >= 2 && strcmp(argv[1], "sts-txt") == 0)
 		return cmd_sts_txt(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "tlsrpt-txt") == 0)
+		return cmd_tlsrpt_txt(argc - 2, argv + 2);
 	if (argc >= 3 && strcmp(argv[1], "mx-match") == 0) {
 		for (i = 3; i < argc; i++)
 			match |= sts_pattern_match(argv[i], argv[2]);
