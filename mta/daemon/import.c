@@ -170,7 +170,10 @@ env_from_msg(const char *qid, struct maildrop_msg *msg)
 		env->flags |= QENV_8BITMIME;
 	if (msg->flags & MAILDROP_F_SMTPUTF8)
 		env->flags |= QENV_SMTPUTF8;
-	if (msg->flags & MAILDROP_F_TLS_OPTIONAL)
+	/* RFC 8689 5: REQUIRETLS wins over "TLS-Required: No". */
+	if (msg->flags & MAILDROP_F_REQUIRETLS)
+		env->flags |= QENV_REQUIRETLS;
+	else if (msg->flags & MAILDROP_F_TLS_OPTIONAL)
 		env->flags |= QENV_TLS_OPTIONAL;
 	env->client = xstrdup("local");
 	for (i = 0; i < msg->nrcpt; i++)

@@ -65,9 +65,11 @@
 #define MAILDROP_RET_HDRS 2
 #define MAILDROP_F_8BITMIME 0x01
 #define MAILDROP_F_SMTPUTF8 0x02
+#define MAILDROP_F_REQUIRETLS 0x04 /* -O requiretls (RFC 8689) */
 #define MAILDROP_F_TLS_OPTIONAL 0x08
 #define MAILDROP_F_ALL                                                         \
-	(MAILDROP_F_8BITMIME | MAILDROP_F_SMTPUTF8 | MAILDROP_F_TLS_OPTIONAL)
+	(MAILDROP_F_8BITMIME | MAILDROP_F_SMTPUTF8 | MAILDROP_F_REQUIRETLS |   \
+	    MAILDROP_F_TLS_OPTIONAL)
 
 /*
  * One message. Every pointer is owned by the struct and released by

@@ -145,6 +145,13 @@ apply(struct sendmail_opts *o, char c, const char *arg, buf_t *err, buf_t *warn)
 		else
 			buf_printf(warn, "bad -R option value -- ignored\n");
 		return 0;
+	case 'O':
+		/* -O requiretls: the message is sent only over verified TLS
+		 * (RFC 8689), as MAIL FROM ... REQUIRETLS. Other -O
+		 * option=value settings are Sendmail tuning: ignored. */
+		if (strcasecmp(arg, "requiretls") == 0)
+			o->flags |= MAILDROP_F_REQUIRETLS;
+		return 0;
 	case 'V':
 		if (envid_valid(arg))
 			o->envid = arg;
@@ -185,7 +192,7 @@ apply(struct sendmail_opts *o, char c, const char *arg, buf_t *err, buf_t *warn)
 		}
 		return 0;
 	default:
-		/* A, L, O, X, e, h, p and the flags in opts_ignored. */
+		/* A, L, X, e, h, p and the flags in opts_ignored. */
 		return 0;
 	}
 }

@@ -186,6 +186,20 @@ class AcceptSendmail(unittest.TestCase):
                                           m["recipients"] for m in l), 20)
         self.assertTrue([m for m in msgs
                          if "online-1@example.org" in m["recipients"]])
+        # -O requiretls (RFC 8689) is kept with the message, as MAIL
+        # FROM ... REQUIRETLS would be, and shown by queue show.
+        p = self.submit(["-i", "-O", "requiretls", "rtls-1@example.org"],
+                        "Subject: requiretls\n\nbody\n")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        msgs = d.wait_queue(lambda l: any("rtls-1@example.org" in
+                                          m["recipients"] for m in l), 20)
+        rtls = [m for m in msgs if "rtls-1@example.org" in m["recipients"]]
+        self.assertEqual(len(rtls), 1)
+        self.assertRegex(d.queue_show(rtls[0]["qid"]), r"flags:.*requiretls")
+        online = [m for m in msgs
+                  if "online-1@example.org" in m["recipients"]]
+        if online:
+            self.assertNotIn("requiretls", d.queue_show(online[0]["qid"]))
         # mailq (argv[0]) lists the queue (as root: the control socket is
         # root's and admin_group's).
         p = smta.run([self.mailq, "-C", self.d.conf], timeout=30)

@@ -179,7 +179,7 @@ test_garbage(void)
 	expect_bad("SMTAMD1\nS0:\nR1:a\nN2:16\n", "bad notify record");
 	expect_bad("SMTAMD1\nS0:\nR1:a\nT1:3\n", "bad ret record");
 	expect_bad("SMTAMD1\nS0:\nR1:a\nE3:a b\n", "bad envid record");
-	expect_bad("SMTAMD1\nS0:\nR1:a\nF1:4\n", "bad flags record");
+	expect_bad("SMTAMD1\nS0:\nR1:a\nF2:16\n", "bad flags record");
 	expect_bad(
 	    "SMTAMD1\nS0:\nR1:a\nU1:u\nI10:4294967296\n", "bad uid record");
 	expect_bad(
