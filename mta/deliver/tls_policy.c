@@ -14,6 +14,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
+#include <event2/event.h>
+
 #include "mta/util/config.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
@@ -22,6 +25,7 @@
 #include "mta/deliver/tls_policy.h"
 
 struct tls_policy {
+	struct event_base *base;
 	const struct config *cfg;
 	resolver_t *resolver;
 	sts_t *sts;
@@ -40,6 +44,7 @@ struct tp_req {
 	int skip_dane; /* smtp_dns_support_level without dnssec */
 	int nexthop; /* transport_maps route: no MTA-STS */
 	uint64_t addr_lookup, dane_id, sts_id;
+	struct event *literal_ev; /* an address literal: answered at once */
 	deliver_policy_done *done;
 	void *arg;
 	struct tp_req *next;
@@ -103,6 +108,7 @@ tls_policy_new(struct event_base *base, const struct config *cfg,
 {
 	tls_policy_t *tp = xcalloc(1, sizeof(*tp));
 
+	tp->base = base;
 	tp->cfg = cfg;
 	tp->resolver = resolver;
 	if (tls_level_parse(cfg->smtp_tls_security_level, &tp->default_level) <
@@ -141,6 +147,9 @@ req_cancel_lookups(struct tp_req *r)
 	if (r->sts_id && r->tp->sts)
 		sts_cancel(r->tp->sts, r->sts_id);
 	r->addr_lookup = r->dane_id = r->sts_id = 0;
+	if (r->literal_ev != NULL)
+		event_free(r->literal_ev);
+	r->literal_ev = NULL;
 }
 
 void
@@ -174,6 +183,8 @@ finish(struct tp_req *r, struct deliver_policy *v)
 	    v->status[0] ? ", skip=" : "", v->status,
 	    v->reason[0] ? ", reason=" : "", v->reason);
 	req_unlink(r->tp, r);
+	if (r->literal_ev != NULL)
+		event_free(r->literal_ev);
 	r->done(r->arg, v);
 	free(r);
 }
@@ -346,6 +357,35 @@ on_addr(void *arg, const struct resolver_answer *a)
 		no_dane(r);
 }
 
+/*
+ * An address literal ("[192.0.2.1]" in transport_maps, a relayhost by
+ * address) has no name: no TLSA base domain (RFC 7672 2.2 needs a host
+ * name) and no MTA-STS policy domain. Its level is the configured one,
+ * with "dane" read as "may", and no DNS query is made for it, so that a
+ * smart host configured by address never waits for DNS.
+ */
+static int
+is_address_literal(const char *host)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, host, buf) == 1 ||
+	       inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static void
+on_literal(evutil_socket_t fd, short what, void *arg)
+{
+	struct tp_req *r = arg;
+	struct deliver_policy v;
+
+	(void)fd;
+	(void)what;
+	init_verdict(&v, r->tp->default_level, "config");
+	set_reason(&v, "address literal: no TLSA, no MTA-STS");
+	finish(r, &v);
+}
+
 static uint64_t
 tls_policy_request(void *parg, const struct deliver_policy_req *req,
     deliver_policy_done *done, void *arg)
@@ -364,6 +404,14 @@ tls_policy_request(void *parg, const struct deliver_policy_req *req,
 	r->next = tp->reqs;
 	tp->reqs = r;
 	r->skip_dane = strcmp(tp->cfg->smtp_dns_support_level, "dnssec") != 0;
+	if (is_address_literal(r->host)) {
+		/* done() from the loop, never from inside this call. */
+		r->literal_ev = evtimer_new(tp->base, on_literal, r);
+		if (r->literal_ev == NULL)
+			abort(); /* out of memory, as xmalloc */
+		event_active(r->literal_ev, EV_TIMEOUT, 1);
+		return r->id;
+	}
 	/* Even without DANE this starts with a lookup, so that done() is
 	 * always called from the loop, never from inside this call. */
 	r->addr_lookup =
