@@ -105,34 +105,22 @@ class DeliverPolicy(unittest.TestCase):
         if outcome is not None and not getattr(outcome, "success", True):
             smta.log("---- strictmtad log ----\n" + self.d.log_text(120))
 
-    def send(self, rcpt, token):
+    def send(self, rcpt, token, requiretls=False):
+        """Submits one message; with requiretls, over STARTTLS with MAIL
+        FROM ... REQUIRETLS (offered only under TLS)."""
         msg = smta.make_message(token, sender="postmaster@strictmta.test",
                                 rcpt=rcpt)
         s = smtplib.SMTP(self.d.host, self.d.port, timeout=20,
                          source_address=(HOST, 0))
         try:
             s.ehlo("client.strictmta.test")
-            s.mail("postmaster@strictmta.test")
-            code, text = s.rcpt(rcpt)
-            self.assertEqual(code, 250, text)
-            code, text = s.data(msg)
-            self.assertEqual(code, 250, text)
-        finally:
-            s.quit()
-        return smta.QID_RE.search(text.decode()).group(1)
-
-    def send_requiretls(self, rcpt, token):
-        msg = smta.make_message(token, sender="postmaster@strictmta.test",
-                                rcpt=rcpt)
-        s = smtplib.SMTP(self.d.host, self.d.port, timeout=20,
-                         source_address=(HOST, 0))
-        try:
-            s.ehlo("client.strictmta.test")
-            s.starttls()
-            s.ehlo("client.strictmta.test")
-            self.assertTrue(s.has_extn("requiretls"))
-            code, text = s.mail("postmaster@strictmta.test",
-                                ["REQUIRETLS"])
+            opts = []
+            if requiretls:
+                s.starttls()
+                s.ehlo("client.strictmta.test")
+                self.assertTrue(s.has_extn("requiretls"))
+                opts = ["REQUIRETLS"]
+            code, text = s.mail("postmaster@strictmta.test", opts)
             self.assertEqual(code, 250, text)
             code, text = s.rcpt(rcpt)
             self.assertEqual(code, 250, text)
@@ -255,7 +243,8 @@ class DeliverPolicy(unittest.TestCase):
             "requiretls.secure.test": ("127.25.0.24", "bounced"),
             "ee.dane.test": ("127.25.0.40", "bounced"),
         }
-        qids = {dom: self.send_requiretls("user@" + dom, "rtls-" + dom)
+        qids = {dom: self.send("user@" + dom, "rtls-" + dom,
+                               requiretls=True)
                 for dom in cases}
         for dom, (addr, outcome) in cases.items():
             with self.subTest(domain=dom):
