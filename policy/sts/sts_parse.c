@@ -27,20 +27,8 @@
 #include <strings.h>
 
 #include "mta/util/xalloc.h"
+#include "mta/util/ascii.h"
 #include "policy/sts/sts_parse.h"
-
-static int
-is_wsp(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static int
-is_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9');
-}
 
 /* sts-ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".") */
 static int
@@ -48,10 +36,10 @@ valid_ext_name(const char *s, size_t len)
 {
 	size_t i;
 
-	if (len == 0 || len > 32 || !is_alnum(s[0]))
+	if (len == 0 || len > 32 || !ascii_is_alnum(s[0]))
 		return 0;
 	for (i = 1; i < len; i++)
-		if (!is_alnum(s[i]) && s[i] != '_' && s[i] != '-' &&
+		if (!ascii_is_alnum(s[i]) && s[i] != '_' && s[i] != '-' &&
 		    s[i] != '.')
 			return 0;
 	return 1;
@@ -64,7 +52,7 @@ sts_txt_is_sts(const char *txt, size_t len)
 
 	if (len < 7 || memcmp(txt, "v=STSv1", 7) != 0)
 		return 0;
-	while (i < len && is_wsp(txt[i]))
+	while (i < len && ascii_is_wsp(txt[i]))
 		i++;
 	return i < len && txt[i] == ';';
 }
@@ -93,20 +81,20 @@ sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1])
 		size_t name_start, name_len, val_start, val_len;
 
 		/* At a delimiter: *WSP ";" *WSP */
-		while (i < len && is_wsp(txt[i]))
+		while (i < len && ascii_is_wsp(txt[i]))
 			i++;
 		if (i == len)
 			break;
 		if (txt[i] != ';')
 			return "expected ';' between fields";
 		i++;
-		while (i < len && is_wsp(txt[i]))
+		while (i < len && ascii_is_wsp(txt[i]))
 			i++;
 		if (i == len)
 			break; /* the optional trailing delimiter */
 		name_start = i;
 		while (i < len && txt[i] != '=' && txt[i] != ';' &&
-		       !is_wsp(txt[i]))
+		       !ascii_is_wsp(txt[i]))
 			i++;
 		name_len = i - name_start;
 		if (i == len || txt[i] != '=')
@@ -119,7 +107,7 @@ sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1])
 		       txt[i] != ';' && txt[i] != '=')
 			i++;
 		val_len = i - val_start;
-		if (i < len && !is_wsp(txt[i]) && txt[i] != ';')
+		if (i < len && !ascii_is_wsp(txt[i]) && txt[i] != ';')
 			return "bad character in field value";
 		if (val_len == 0)
 			return "empty field value";
@@ -131,7 +119,7 @@ sts_txt_parse(const char *txt, size_t len, char id[STS_ID_MAX + 1])
 			if (val_len > STS_ID_MAX)
 				return "id longer than 32 characters";
 			for (k = 0; k < val_len; k++)
-				if (!is_alnum(txt[val_start + k]))
+				if (!ascii_is_alnum(txt[val_start + k]))
 					return "id has a character other "
 					       "than letters and digits";
 			memcpy(id, txt + val_start, val_len);
@@ -189,7 +177,7 @@ valid_domain(const char *s, size_t len)
 			label = 0;
 			continue;
 		}
-		if (!is_alnum(c) && c != '-')
+		if (!ascii_is_alnum(c) && c != '-')
 			return 0;
 		if (c == '-' && label == 0)
 			return 0;
@@ -355,10 +343,10 @@ sts_policy_parse(const char *body, size_t len, struct sts_policy **out)
 			break;
 		}
 		val_start = name_end + 1;
-		while (val_start < end && is_wsp(body[val_start]))
+		while (val_start < end && ascii_is_wsp(body[val_start]))
 			val_start++;
 		val_end = end;
-		while (val_end > val_start && is_wsp(body[val_end - 1]))
+		while (val_end > val_start && ascii_is_wsp(body[val_end - 1]))
 			val_end--;
 		if (memchr(body + start, '\r', end - start) ||
 		    memchr(body + start, '\0', end - start)) {
@@ -425,7 +413,7 @@ sts_content_type_ok(const char *ct)
 {
 	size_t n;
 
-	while (is_wsp(*ct))
+	while (ascii_is_wsp(*ct))
 		ct++;
 	if (strncasecmp(ct, "text/plain", 10) != 0)
 		return 0;

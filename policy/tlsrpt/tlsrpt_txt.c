@@ -4,36 +4,18 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mta/util/ascii.h"
 #include "policy/tlsrpt/tlsrpt_txt.h"
 
 #define VERSION "v=TLSRPTv1"
-
-static int
-is_wsp(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static int
-is_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9');
-}
-
-static int
-is_hex(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-	       (c >= 'A' && c <= 'F');
-}
 
 /* RFC 3986 characters that may appear unencoded in a URI, less the three
  * that RFC 8460 3 says MUST be encoded (",", "!", ";"). */
 static int
 is_uri_char(char c)
 {
-	return is_alnum(c) || (c != '\0' && strchr("-._~:/?#[]@$&'()*+=", c));
+	return ascii_is_alnum(c) ||
+	       (c != '\0' && strchr("-._~:/?#[]@$&'()*+=", c));
 }
 
 /* Checks one URI u[0..n) and keeps it when its scheme is usable. */
@@ -50,7 +32,7 @@ take_uri(const char *u, size_t n, struct tlsrpt_rua *out)
 		if (u[i] == '%') {
 			if (i + 2 >= n)
 				return "incomplete %-escape in rua URI";
-			if (!is_hex(u[i + 1]) || !is_hex(u[i + 2]))
+			if (!ascii_is_hex(u[i + 1]) || !ascii_is_hex(u[i + 2]))
 				return "bad %-escape in rua URI";
 			i += 2;
 		} else if (!is_uri_char(u[i])) {
@@ -59,7 +41,7 @@ take_uri(const char *u, size_t n, struct tlsrpt_rua *out)
 	}
 	if (!((u[0] >= 'a' && u[0] <= 'z') || (u[0] >= 'A' && u[0] <= 'Z')))
 		return "rua URI without a scheme";
-	for (s = 1; s < n && (is_alnum(u[s]) || strchr("+-.", u[s])); s++)
+	for (s = 1; s < n && (ascii_is_alnum(u[s]) || strchr("+-.", u[s])); s++)
 		;
 	if (s >= n || u[s] != ':')
 		return "rua URI without a scheme";
@@ -106,22 +88,22 @@ tlsrpt_txt_parse(const char *txt, size_t len, struct tlsrpt_rua *out)
 	if (len < p || memcmp(txt, VERSION, p) != 0)
 		return "record does not start with v=TLSRPTv1";
 	for (;;) {
-		while (p < len && is_wsp(txt[p]))
+		while (p < len && ascii_is_wsp(txt[p]))
 			p++;
 		if (p == len)
 			break;
 		if (txt[p] != ';')
 			return "trailing characters after a field";
 		p++;
-		while (p < len && is_wsp(txt[p]))
+		while (p < len && ascii_is_wsp(txt[p]))
 			p++;
 		if (p == len)
 			break; /* one trailing field-delim */
 		start = p;
-		if (!is_alnum(txt[p]))
+		if (!ascii_is_alnum(txt[p]))
 			return "bad field name";
-		for (p++; p < len &&
-		          (is_alnum(txt[p]) || strchr("_-.", txt[p]) != NULL);
+		for (p++; p < len && (ascii_is_alnum(txt[p]) ||
+		                         strchr("_-.", txt[p]) != NULL);
 		     p++)
 			if (p - start > 31)
 				return "field name too long";
@@ -132,19 +114,19 @@ tlsrpt_txt_parse(const char *txt, size_t len, struct tlsrpt_rua *out)
 		if (p - start == 3 && memcmp(txt + start, "rua", 3) == 0) {
 			p++;
 			for (;;) {
-				for (i = p; i < len && !is_wsp(txt[i]) &&
+				for (i = p; i < len && !ascii_is_wsp(txt[i]) &&
 				            txt[i] != ',' && txt[i] != ';';
 				     i++)
 					;
 				if ((why = take_uri(txt + p, i - p, out)))
 					return why;
 				p = i;
-				while (p < len && is_wsp(txt[p]))
+				while (p < len && ascii_is_wsp(txt[p]))
 					p++;
 				if (p == len || txt[p] != ',')
 					break;
 				p++;
-				while (p < len && is_wsp(txt[p]))
+				while (p < len && ascii_is_wsp(txt[p]))
 					p++;
 			}
 			have_rua = 1;
@@ -173,7 +155,7 @@ tlsrpt_txt_is_tlsrpt(const char *txt, size_t len)
 	size_t v = sizeof(VERSION) - 1;
 
 	return len >= v && memcmp(txt, VERSION, v) == 0 &&
-	       (len == v || txt[v] == ';' || is_wsp(txt[v]));
+	       (len == v || txt[v] == ';' || ascii_is_wsp(txt[v]));
 }
 
 enum tlsrpt_txt_result
