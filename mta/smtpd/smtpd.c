@@ -50,13 +50,8 @@
 #include "mta/util/clock.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
-#include "queue/queue.h"
-#include "smtp_cmd.h"
-#include "smtp_data.h"
-#include "smtpd.h"
-#include "smtpd_int.h"
+#include "smtpd_sess.h"
 
-#define MAX_LISTENERS 64
 /* Lines handled per turn before yielding to other sessions. */
 #define LINES_PER_TURN 100
 /* How long a closing session may wait for its last reply to drain. */
@@ -65,94 +60,21 @@
 /* Room for our Received: header in front of the message. */
 #define RECEIVED_MAX 2048
 
-enum sess_state {
-	S_CMD, /* reading commands */
-	S_AUTH_PLAIN, /* waiting for the PLAIN response after "334 " */
-	S_AUTH_USER, /* LOGIN: waiting for the user name */
-	S_AUTH_PASS, /* LOGIN: waiting for the password */
-	S_DATA, /* reading message content */
-	S_COMMIT, /* the message is with qcommit */
-	S_CLOSING, /* last reply written; freeing when it is sent */
-};
-
 static const char *const state_names[] = {
     [S_CMD] = "CMD",
     [S_AUTH_PLAIN] = "AUTH_PLAIN",
     [S_AUTH_USER] = "AUTH_USER",
     [S_AUTH_PASS] = "AUTH_PASS",
+    [S_AUTH_CHECK] = "AUTH_CHECK",
     [S_DATA] = "DATA",
     [S_COMMIT] = "COMMIT",
     [S_CLOSING] = "CLOSING",
 };
 
-struct listener {
-	struct smtpd *sd;
-	struct evconnlistener *lev;
-	struct event *retry_ev; /* re-enables accepting after EMFILE */
-	int implicit_tls;
-};
-
-struct session {
-	struct smtpd *sd;
-	struct session *prev, *next;
-	struct bufferevent *bev;
-	struct event *resume_ev, *close_ev;
-	unsigned close_polls;
-	int tls_closed; /* close_notify sent */
-	enum sess_state state;
-
-	struct sockaddr_storage ss;
-	char addr[INET6_ADDRSTRLEN]; /* "127.0.0.1" */
-	char client[INET6_ADDRSTRLEN + 8]; /* "[127.0.0.1]" */
-	int in_mynetworks;
-	int tls;
-	int helo_kind; /* 0 none, SMTP_VERB_HELO or SMTP_VERB_EHLO */
-	char helo[SMTP_DOMAIN_MAX + 1];
-	int authenticated;
-	char sasl_method[8];
-	char sasl_user[256];
-	char login_user[512];
-
-	/* The transaction: env is non-NULL between MAIL and its end. */
-	struct queue_env *env;
-	char sender_log[SMTP_PATH_MAX * 4 + 1];
-	buf_t *content;
-	struct smtp_data reader;
-	uint64_t ticket;
-
-	unsigned errors;
-	int discard_line; /* dropping an over-long line up to its LF */
-	char last_cmd[16]; /* "RCPT": for "lost connection after X" */
-	enum smtp_verb verb; /* of the command being answered */
-	int verb_counted;
-	unsigned cnt_all[SMTP_VERB_COUNT], cnt_ok[SMTP_VERB_COUNT];
-	char line[SMTP_AUTH_LINE_MAX + 1];
-};
-
-struct smtpd {
-	struct event_base *base;
-	const struct config *cfg;
-	qcommit_t *commit;
-	void (*on_queued)(void *, const char *);
-	void *arg;
-	SSL_CTX *ssl_ctx;
-	smtpd_passwd_t *passwd;
-	struct smtpd_netlist mynetworks;
-	char hostname[256];
-	char banner[512];
-	struct listener *listeners[MAX_LISTENERS];
-	size_t nlisteners;
-	struct session *sessions;
-	struct smtpd_stats stats;
-};
-
 static void session_process(struct session *);
-static void session_close(struct session *);
-static void session_free(struct session *);
-static void session_setup_bev(struct session *);
 
-static void
-enter_state(struct session *s, enum sess_state st)
+void
+smtpd_enter_state(struct session *s, enum sess_state st)
 {
 	if (s->state != st)
 		log_debug("%s: state %s -> %s", s->client,
@@ -161,8 +83,8 @@ enter_state(struct session *s, enum sess_state st)
 }
 
 /* Postfix's style: "timeout after RCPT", "lost connection after DATA". */
-static void
-set_last_cmd(struct session *s, const char *name)
+void
+smtpd_set_last_cmd(struct session *s, const char *name)
 {
 	size_t i;
 
@@ -180,8 +102,8 @@ qid_or_noqueue(const struct session *s)
 }
 
 /* Writes one reply line (CRLF added) and counts errors for the session. */
-static void
-reply(struct session *s, const char *text)
+void
+smtpd_reply(struct session *s, const char *text)
 {
 	int code = smtp_reply_code(text);
 
@@ -195,11 +117,8 @@ reply(struct session *s, const char *text)
 		s->errors++;
 }
 
-static void replyf(struct session *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-replyf(struct session *s, const char *fmt, ...)
+void
+smtpd_replyf(struct session *s, const char *fmt, ...)
 {
 	char text[1024];
 	va_list ap;
@@ -207,7 +126,7 @@ replyf(struct session *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	reply(s, text);
+	smtpd_reply(s, text);
 }
 
 /* A rejection that Postfix would log: MAIL, RCPT and DATA refusals. */
@@ -216,7 +135,7 @@ reject(struct session *s, const char *what, const char *text, const char *rcpt)
 {
 	buf_t *b = buf_new(2048);
 
-	reply(s, text);
+	smtpd_reply(s, text);
 	s->sd->stats.rejected++;
 	buf_printf(b, "%s: reject: %s from %s: %s; from=<%s>",
 	    qid_or_noqueue(s), what, s->client, text, s->sender_log);
@@ -242,8 +161,8 @@ transaction_reset(struct session *s)
 }
 
 /* RFC 3207 4.2 and 8314: after STARTTLS everything learned is dropped. */
-static void
-session_reset_all(struct session *s)
+void
+smtpd_sess_reset_all(struct session *s)
 {
 	transaction_reset(s);
 	s->helo_kind = 0;
@@ -259,115 +178,23 @@ relay_allowed(const struct session *s)
 	return s->in_mynetworks || s->authenticated;
 }
 
-static int
-auth_offered(const struct session *s)
-{
-	return s->tls && s->sd->cfg->smtpd_sasl_auth_enable &&
-	       smtpd_passwd_count(s->sd->passwd) > 0;
-}
-
-static void
-set_read_timeout(struct session *s, int on)
+void
+smtpd_set_read_timeout(struct session *s, int on)
 {
 	struct timeval tv = {(time_t)s->sd->cfg->smtpd_timeout, 0};
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
 
 	bufferevent_set_timeouts(s->bev, on ? &tv : NULL, &tv);
+	/* Under STARTTLS the socket's own bufferevent times out too, and
+	 * its timeout reaches us as ours. */
+	if (under != NULL)
+		bufferevent_set_timeouts(under, on ? &tv : NULL, &tv);
 }
 
-static void
-resume_soon(struct session *s)
+void
+smtpd_resume_soon(struct session *s)
 {
 	event_active(s->resume_ev, EV_TIMEOUT, 0);
-}
-
-/* ---- TLS ---- */
-
-static SSL *
-tls_ssl(const struct session *s)
-{
-	return s->tls ? bufferevent_openssl_get_ssl(s->bev) : NULL;
-}
-
-/* "(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits))" */
-static void
-tls_describe(const struct session *s, buf_t *b)
-{
-	SSL *ssl = tls_ssl(s);
-	const SSL_CIPHER *c;
-	int bits, alg = 0;
-
-	if (ssl == NULL || (c = SSL_get_current_cipher(ssl)) == NULL)
-		return;
-	bits = SSL_CIPHER_get_bits(c, &alg);
-	buf_printf(b, "%s with cipher %s (%d/%d bits)", SSL_get_version(ssl),
-	    SSL_CIPHER_get_name(c), bits, alg);
-}
-
-static void
-log_tls_errors(struct session *s, const char *after)
-{
-	unsigned long e, first = 0;
-	unsigned guard = 0;
-	char text[256];
-
-	/* bufferevent_openssl keeps the errors of its SSL calls apart from
-	 * the thread's error queue; the first one says what went wrong, and
-	 * one line per event is enough. */
-	while ((e = bufferevent_get_openssl_error(s->bev)) != 0 && guard++ < 16)
-		if (first == 0)
-			first = e;
-	if (first) {
-		ERR_error_string_n(first, text, sizeof(text));
-		log_info("lost connection after %s from %s: TLS: %s", after,
-		    s->client, text);
-	} else {
-		log_info("lost connection after %s from %s: %s", after,
-		    s->client, strerror(EVUTIL_SOCKET_ERROR()));
-	}
-}
-
-static SSL_CTX *
-tls_ctx_new(const struct config *cfg, buf_t *err)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	char text[256];
-
-	if (ctx == NULL) {
-		buf_puts(err, "cannot create TLS context");
-		return NULL;
-	}
-	/* RFC 8314 4.1: TLS 1.2 or later. */
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-	                             SSL_OP_NO_RENEGOTIATION |
-	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->smtpd_tls_cert_file) !=
-	    1) {
-		ERR_error_string_n(ERR_get_error(), text, sizeof(text));
-		buf_printf(err, "smtpd_tls_cert_file %s: %s",
-		    cfg->smtpd_tls_cert_file, text);
-		goto fail;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx,
-	        cfg->smtpd_tls_key_file[0] ? cfg->smtpd_tls_key_file
-	                                   : cfg->smtpd_tls_cert_file,
-	        SSL_FILETYPE_PEM) != 1) {
-		ERR_error_string_n(ERR_get_error(), text, sizeof(text));
-		buf_printf(err, "smtpd_tls_key_file %s: %s",
-		    cfg->smtpd_tls_key_file, text);
-		goto fail;
-	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
-		buf_printf(err, "smtpd_tls_key_file %s does not match %s",
-		    cfg->smtpd_tls_key_file, cfg->smtpd_tls_cert_file);
-		goto fail;
-	}
-	ERR_clear_error();
-	return ctx;
-fail:
-	ERR_clear_error();
-	SSL_CTX_free(ctx);
-	return NULL;
 }
 
 /* ---- EHLO and friends ---- */
@@ -379,9 +206,9 @@ do_helo(struct session *s, const struct smtp_cmd *cmd)
 	buf_t *b;
 
 	if (err) {
-		reply(s, cmd->verb == SMTP_VERB_HELO
-		             ? "501 5.5.4 Syntax: HELO hostname"
-		             : err);
+		smtpd_reply(s, cmd->verb == SMTP_VERB_HELO
+		                   ? "501 5.5.4 Syntax: HELO hostname"
+		                   : err);
 		return;
 	}
 	/* RFC 5321 4.1.4: EHLO/HELO resets the transaction. */
@@ -389,8 +216,9 @@ do_helo(struct session *s, const struct smtp_cmd *cmd)
 	memcpy(s->helo, cmd->arg, cmd->arglen);
 	s->helo[cmd->arglen] = '\0';
 	s->helo_kind = cmd->verb;
+	smtpd_sess_phase_timeout(s, 0);
 	if (cmd->verb == SMTP_VERB_HELO) {
-		replyf(s, "250 %s", s->sd->hostname);
+		smtpd_replyf(s, "250 %s", s->sd->hostname);
 		return;
 	}
 	b = buf_new(4096);
@@ -400,7 +228,7 @@ do_helo(struct session *s, const struct smtp_cmd *cmd)
 	if (s->sd->ssl_ctx && !s->tls)
 		buf_puts(b, "250-STARTTLS\r\n");
 	/* RFC 4954 4 / RFC 8314: no AUTH before TLS. */
-	if (auth_offered(s))
+	if (smtpd_sasl_offered(s))
 		buf_puts(b, "250-AUTH PLAIN LOGIN\r\n");
 	/* RFC 8689 4: REQUIRETLS only on a TLS session. */
 	if (s->tls)
@@ -423,11 +251,11 @@ do_mail(struct session *s, const struct smtp_cmd *cmd)
 	buf_t *b;
 
 	if (s->helo_kind == 0) {
-		reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
 		return;
 	}
 	if (s->env) {
-		reply(s, "503 5.5.1 Error: nested MAIL command");
+		smtpd_reply(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
 	if ((err = smtp_cmd_parse_mail(cmd->arg, cmd->arglen, &m)) != NULL) {
@@ -481,7 +309,7 @@ do_mail(struct session *s, const struct smtp_cmd *cmd)
 		    s->env->qid, s->client, s->sasl_method, s->sasl_user);
 	else
 		log_info("%s: client=%s", s->env->qid, s->client);
-	reply(s, "250 2.1.0 Ok");
+	smtpd_reply(s, "250 2.1.0 Ok");
 }
 
 static void
@@ -492,7 +320,7 @@ do_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	char text[600];
 
 	if (s->env == NULL) {
-		reply(s, "503 5.5.1 Error: need MAIL command");
+		smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
 	err = smtp_cmd_parse_rcpt(
@@ -524,7 +352,7 @@ do_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	}
 	queue_env_add_rcpt(
 	    s->env, r.path, r.has_orcpt ? r.orcpt : NULL, r.notify);
-	reply(s, "250 2.1.5 Ok");
+	smtpd_reply(s, "250 2.1.5 Ok");
 }
 
 /* Builds the Received: header (RFC 5321 4.4, RFC 8314 4.3). */
@@ -553,7 +381,7 @@ add_received(struct session *s)
 	    s->ss.ss_family == AF_INET6 ? "[IPv6:" : "[", s->addr, "]");
 	if (s->tls) {
 		buf_puts(b, "\t(using ");
-		tls_describe(s, b);
+		smtpd_tls_describe(s, b);
 		buf_puts(b, ")\r\n");
 	}
 	buf_printf(b, "\tby %s (strictmta) with %s id %s", s->sd->hostname,
@@ -571,11 +399,11 @@ do_data(struct session *s)
 	size_t limit = (size_t)s->sd->cfg->message_size_limit;
 
 	if (s->env == NULL) {
-		reply(s, "503 5.5.1 Error: need RCPT command");
+		smtpd_reply(s, "503 5.5.1 Error: need RCPT command");
 		return;
 	}
 	if (s->env->nrcpt == 0) {
-		reply(s, "554 5.5.1 Error: no valid recipients");
+		smtpd_reply(s, "554 5.5.1 Error: no valid recipients");
 		return;
 	}
 	/* RFC 2920 3.1: DATA ends a group; a client must wait for the 354.
@@ -593,15 +421,15 @@ do_data(struct session *s)
 		buf_free(b);
 		reject(s, "DATA",
 		    "554 5.5.0 Error: SMTP protocol synchronization", NULL);
-		session_close(s);
+		smtpd_sess_close(s);
 		return;
 	}
 	s->content = buf_new(limit + RECEIVED_MAX);
 	add_received(s);
 	smtp_data_init(
 	    &s->reader, limit, s->sd->cfg->smtpd_forbid_bare_newline);
-	reply(s, "354 End data with <CR><LF>.<CR><LF>");
-	enter_state(s, S_DATA);
+	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtpd_enter_state(s, S_DATA);
 }
 
 static int
@@ -651,23 +479,23 @@ commit_done(void *arg, int err, const char *qid)
 	s->ticket = 0;
 	if (err == QUEUE_OK) {
 		snprintf(text, sizeof(text), "250 2.0.0 Ok: queued as %s", qid);
-		reply(s, text);
+		smtpd_reply(s, text);
 		/* queue_put() logs "QID: from=<...>, size=N, nrcpt=N
 		 * (queue active)". */
 		s->sd->stats.messages++;
 	} else if (err == QUEUE_ENOSPC) {
-		reply(s, "452 4.3.1 Insufficient system storage");
+		smtpd_reply(s, "452 4.3.1 Insufficient system storage");
 		log_warn("%s: queue file write error: no space", qid);
 	} else {
-		reply(s, "451 4.3.0 Error: queue file write error");
+		smtpd_reply(s, "451 4.3.0 Error: queue file write error");
 		log_warn("%s: queue file write error", qid);
 	}
 	transaction_reset(s);
-	enter_state(s, S_CMD);
-	set_read_timeout(s, 1);
+	smtpd_enter_state(s, S_CMD);
+	smtpd_set_read_timeout(s, 1);
 	if (err == QUEUE_OK && s->sd->on_queued)
 		s->sd->on_queued(s->sd->arg, qid);
-	resume_soon(s);
+	smtpd_resume_soon(s);
 }
 
 static void
@@ -679,7 +507,7 @@ data_finished(struct session *s)
 	size_t len;
 
 	if (err) {
-		enter_state(s, S_CMD);
+		smtpd_enter_state(s, S_CMD);
 		if (s->reader.bare_lf || s->reader.bare_cr)
 			log_info("%s: bare <%s> received from %s", s->env->qid,
 			    s->reader.bare_lf ? "LF" : "CR", s->client);
@@ -697,9 +525,9 @@ data_finished(struct session *s)
 	env->arrival = clock_now();
 	/* Keep a copy for the log line and the reply. */
 	s->env = queue_env_dup(env);
-	enter_state(s, S_COMMIT);
+	smtpd_enter_state(s, S_COMMIT);
 	/* The client waits for our answer; its silence is no timeout. */
-	set_read_timeout(s, 0);
+	smtpd_set_read_timeout(s, 0);
 	s->ticket =
 	    qcommit_submit(s->sd->commit, env, content, len, commit_done, s);
 }
@@ -726,195 +554,6 @@ feed_data(struct session *s)
 		data_finished(s);
 }
 
-/* ---- AUTH (RFC 4954) ---- */
-
-static void
-auth_finish(struct session *s, const char *user, const char *pass)
-{
-	const char *c;
-	int printable = user[0] != '\0';
-
-	/* The name goes into logs and the password file has no control
-	 * characters: refuse them before looking. */
-	for (c = user; *c; c++)
-		if ((unsigned char)*c < 0x20 || *c == 0x7f || *c == ':')
-			printable = 0;
-	enter_state(s, S_CMD);
-	if (printable && smtpd_passwd_check(s->sd->passwd, user, pass)) {
-		s->authenticated = 1;
-		snprintf(s->sasl_user, sizeof(s->sasl_user), "%s", user);
-		reply(s, "235 2.7.0 Authentication successful");
-		log_info("%s: sasl_method=%s, sasl_username=%s", s->client,
-		    s->sasl_method, s->sasl_user);
-		return;
-	}
-	log_warn(
-	    "%s: SASL %s authentication failed", s->client, s->sasl_method);
-	reply(s, "535 5.7.8 Error: authentication failed");
-}
-
-static void
-auth_plain(struct session *s, const char *b64, size_t len)
-{
-	unsigned char msg[1024];
-	char user[256], pass[512];
-	long n = smtpd_b64_decode(b64, len, msg, sizeof(msg));
-
-	if (n < 0) {
-		enter_state(s, S_CMD);
-		reply(s, "501 5.5.2 Cannot decode response");
-		return;
-	}
-	if (smtpd_sasl_plain(
-	        msg, (size_t)n, user, sizeof(user), pass, sizeof(pass)) < 0) {
-		enter_state(s, S_CMD);
-		reply(s, "535 5.7.8 Error: authentication failed");
-		return;
-	}
-	auth_finish(s, user, pass);
-	explicit_bzero(pass, sizeof(pass));
-	explicit_bzero(msg, sizeof(msg));
-}
-
-static void
-auth_line(struct session *s, const char *line, size_t len)
-{
-	unsigned char dec[512];
-	long n;
-
-	if (len == 1 && line[0] == '*') {
-		enter_state(s, S_CMD);
-		reply(s, "501 5.7.0 Authentication aborted");
-		return;
-	}
-	if (s->state == S_AUTH_PLAIN) {
-		auth_plain(s, line, len);
-		return;
-	}
-	n = smtpd_b64_decode(line, len, dec, sizeof(dec) - 1);
-	if (n < 0 || memchr(dec, '\0', (size_t)n) != NULL) {
-		enter_state(s, S_CMD);
-		reply(s, "501 5.5.2 Cannot decode response");
-		return;
-	}
-	dec[n] = '\0';
-	if (s->state == S_AUTH_USER) {
-		snprintf(
-		    s->login_user, sizeof(s->login_user), "%s", (char *)dec);
-		reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
-		enter_state(s, S_AUTH_PASS);
-		return;
-	}
-	auth_finish(s, s->login_user, (char *)dec);
-	explicit_bzero(dec, sizeof(dec));
-}
-
-static void
-do_auth(struct session *s, const struct smtp_cmd *cmd)
-{
-	const char *sp = memchr(cmd->arg, ' ', cmd->arglen);
-	size_t mlen = sp ? (size_t)(sp - cmd->arg) : cmd->arglen;
-	const char *init = sp ? sp + 1 : NULL;
-	size_t ilen = sp ? cmd->arglen - mlen - 1 : 0;
-
-	/* RFC 8314 / RFC 4954 4: credentials never travel in clear. */
-	if (!s->tls) {
-		reply(s, "538 5.7.11 Encryption required for requested "
-		         "authentication mechanism");
-		return;
-	}
-	if (!auth_offered(s)) {
-		reply(s, "503 5.5.1 Error: authentication not enabled");
-		return;
-	}
-	if (s->helo_kind != SMTP_VERB_EHLO) {
-		reply(s, "503 5.5.1 Error: send EHLO first");
-		return;
-	}
-	if (s->authenticated) {
-		reply(s, "503 5.5.1 Error: already authenticated");
-		return;
-	}
-	if (s->env) {
-		reply(s, "503 5.5.1 Error: MAIL transaction in progress");
-		return;
-	}
-	if (mlen == 5 && strncasecmp(cmd->arg, "PLAIN", 5) == 0) {
-		snprintf(s->sasl_method, sizeof(s->sasl_method), "PLAIN");
-		if (init) {
-			auth_plain(s, init, ilen);
-		} else {
-			reply(s, "334 ");
-			enter_state(s, S_AUTH_PLAIN);
-		}
-	} else if (mlen == 5 && strncasecmp(cmd->arg, "LOGIN", 5) == 0) {
-		snprintf(s->sasl_method, sizeof(s->sasl_method), "LOGIN");
-		enter_state(s, S_AUTH_USER);
-		if (init) {
-			auth_line(s, init, ilen);
-		} else {
-			reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
-		}
-	} else {
-		reply(s, "504 5.5.4 Unrecognized authentication type");
-	}
-}
-
-/* ---- STARTTLS (RFC 3207) ---- */
-
-static void
-do_starttls(struct session *s)
-{
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	size_t junk;
-	SSL *ssl;
-	struct bufferevent *tls;
-
-	if (s->sd->ssl_ctx == NULL) {
-		reply(s, "502 5.5.1 Error: command not supported");
-		return;
-	}
-	if (s->tls) {
-		reply(s, "503 5.5.1 Error: TLS already active");
-		return;
-	}
-	if (s->helo_kind != SMTP_VERB_EHLO) {
-		reply(s, "503 5.5.1 Error: send EHLO first");
-		return;
-	}
-	/* Anything pipelined after STARTTLS was sent in clear and must not
-	 * be taken as coming over TLS (command injection, CVE-2011-0411). */
-	junk = evbuffer_get_length(in);
-	if (junk > 0) {
-		log_info("%s: discarding %zu bytes pipelined after STARTTLS",
-		    s->client, junk);
-		evbuffer_drain(in, junk);
-	}
-	ssl = SSL_new(s->sd->ssl_ctx);
-	if (ssl == NULL) {
-		log_warn("%s: SSL_new failed", s->client);
-		ERR_clear_error();
-		reply(s, "454 4.7.0 TLS not available due to local problem");
-		return;
-	}
-	reply(s, "220 2.0.0 Ready to start TLS");
-	tls = bufferevent_openssl_filter_new(s->sd->base, s->bev, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (tls == NULL) {
-		SSL_free(ssl);
-		log_warn("%s: cannot start TLS", s->client);
-		session_close(s);
-		return;
-	}
-	s->bev = tls;
-	s->tls = 1;
-	session_reset_all(s);
-	session_setup_bev(s);
-}
-
-/* ---- dispatch ---- */
-
 static void
 do_command(struct session *s, const char *line, size_t len)
 {
@@ -924,9 +563,9 @@ do_command(struct session *s, const char *line, size_t len)
 	s->verb = cmd.verb;
 	s->verb_counted = 0;
 	s->cnt_all[cmd.verb]++;
-	set_last_cmd(s, smtp_verb_name(cmd.verb));
+	smtpd_set_last_cmd(s, smtp_verb_name(cmd.verb));
 	if (err) {
-		reply(s, err);
+		smtpd_reply(s, err);
 		return;
 	}
 	switch (cmd.verb) {
@@ -945,32 +584,34 @@ do_command(struct session *s, const char *line, size_t len)
 		break;
 	case SMTP_VERB_RSET:
 		transaction_reset(s);
-		reply(s, "250 2.0.0 Ok");
+		smtpd_reply(s, "250 2.0.0 Ok");
 		break;
 	case SMTP_VERB_NOOP:
-		reply(s, "250 2.0.0 Ok");
+		smtpd_reply(s, "250 2.0.0 Ok");
 		break;
 	case SMTP_VERB_QUIT:
-		reply(s, "221 2.0.0 Bye");
-		session_close(s);
+		smtpd_reply(s, "221 2.0.0 Bye");
+		smtpd_sess_close(s);
 		break;
 	case SMTP_VERB_VRFY:
 		/* RFC 5321 3.5.3: 252 when we will not say. */
-		reply(s, "252 2.1.5 Cannot VRFY user; try RCPT to attempt "
-		         "delivery");
+		smtpd_reply(s,
+		    "252 2.1.5 Cannot VRFY user; try RCPT to attempt "
+		    "delivery");
 		break;
 	case SMTP_VERB_HELP:
-		reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET "
-		         "NOOP QUIT VRFY HELP STARTTLS AUTH");
+		smtpd_reply(s,
+		    "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA RSET "
+		    "NOOP QUIT VRFY HELP STARTTLS AUTH");
 		break;
 	case SMTP_VERB_STARTTLS:
-		do_starttls(s);
+		smtpd_tls_starttls(s);
 		break;
 	case SMTP_VERB_AUTH:
-		do_auth(s, &cmd);
+		smtpd_sasl_auth(s, &cmd);
 		break;
 	default:
-		reply(s, "502 5.5.2 Error: command not recognized");
+		smtpd_reply(s, "502 5.5.2 Error: command not recognized");
 		break;
 	}
 }
@@ -984,9 +625,9 @@ check_error_limit(struct session *s)
 	    s->errors >= (unsigned)s->sd->cfg->smtpd_hard_error_limit) {
 		log_info(
 		    "too many errors after %s from %s", s->last_cmd, s->client);
-		replyf(
+		smtpd_replyf(
 		    s, "421 4.7.0 %s Error: too many errors", s->sd->hostname);
-		session_close(s);
+		smtpd_sess_close(s);
 	}
 }
 
@@ -1001,7 +642,8 @@ session_process(struct session *s)
 		enum smtp_line_status st;
 		unsigned char *p;
 
-		if (s->state == S_CLOSING || s->state == S_COMMIT || avail == 0)
+		if (s->state == S_CLOSING || s->state == S_COMMIT ||
+		    s->state == S_AUTH_CHECK || avail == 0)
 			return;
 		if (s->state == S_DATA) {
 			feed_data(s);
@@ -1021,7 +663,7 @@ session_process(struct session *s)
 			s->verb = SMTP_VERB_UNKNOWN;
 			s->verb_counted = 0;
 			s->cnt_all[SMTP_VERB_UNKNOWN]++;
-			reply(s, "500 5.5.2 Error: line too long");
+			smtpd_reply(s, "500 5.5.2 Error: line too long");
 			check_error_limit(s);
 			lines++;
 			continue;
@@ -1051,18 +693,18 @@ session_process(struct session *s)
 			s->verb = SMTP_VERB_UNKNOWN;
 			s->verb_counted = 0;
 			s->cnt_all[SMTP_VERB_UNKNOWN]++;
-			reply(s, "500 5.5.2 Error: bare <LF> received");
+			smtpd_reply(s, "500 5.5.2 Error: bare <LF> received");
 			check_error_limit(s);
 			continue;
 		}
 		if (s->state != S_CMD)
-			auth_line(s, s->line, linelen);
+			smtpd_sasl_line(s, s->line, linelen);
 		else
 			do_command(s, s->line, linelen);
 		explicit_bzero(s->line, linelen);
 		check_error_limit(s);
 	}
-	resume_soon(s); /* more to do: after the other sessions */
+	smtpd_resume_soon(s); /* more to do: after the other sessions */
 }
 
 /* ---- session life ---- */
@@ -1092,45 +734,49 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		buf_t *b = buf_new(256);
 
-		tls_describe(s, b);
+		smtpd_tls_describe(s, b);
 		log_info("Anonymous TLS connection established from %s: %s",
 		    s->client, buf_data(b));
 		buf_free(b);
+		s->handshaking = 0;
+		smtpd_sess_phase_timeout(
+		    s, s->helo_kind ? 0
+		                    : (unsigned)s->sd->cfg->smtpd_helo_timeout);
 		return;
 	}
 	if (s->state == S_CLOSING) {
-		session_free(s);
+		smtpd_sess_free(s);
 		return;
 	}
 	if (s->state == S_DATA)
 		after = "DATA";
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_info("timeout after %s from %s", after, s->client);
-		replyf(
+		smtpd_replyf(
 		    s, "421 4.4.2 %s Error: timeout exceeded", s->sd->hostname);
-		session_close(s);
+		smtpd_sess_close(s);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
 		if (s->tls)
-			log_tls_errors(s, after);
+			smtpd_tls_log_errors(s, after);
 		else
 			log_info("lost connection after %s from %s: %s", after,
 			    s->client, strerror(EVUTIL_SOCKET_ERROR()));
 	} else {
 		log_info("lost connection after %s from %s", after, s->client);
 	}
-	session_free(s);
+	smtpd_sess_free(s);
 }
 
-static void
-session_setup_bev(struct session *s)
+void
+smtpd_sess_setup_bev(struct session *s)
 {
 	bufferevent_setcb(s->bev, read_cb, NULL, event_cb, s);
 	/* The watermark only throttles reading; lengths are checked by
 	 * the parsers. */
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 256 * 1024);
-	set_read_timeout(s, s->state != S_COMMIT);
+	smtpd_set_read_timeout(s, s->state != S_COMMIT);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	if (s->tls)
 		bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
@@ -1156,7 +802,7 @@ close_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (flushed(s)) {
-		SSL *ssl = tls_ssl(s);
+		SSL *ssl = smtpd_tls_ssl(s);
 
 		/* RFC 8446 6.1: end TLS with close_notify before closing,
 		 * so that clients can tell the end from a truncation. */
@@ -1169,30 +815,30 @@ close_cb(evutil_socket_t fd, short what, void *arg)
 				return;
 			}
 		}
-		session_free(s);
+		smtpd_sess_free(s);
 		return;
 	}
 	if (++s->close_polls > CLOSE_POLL_MAX) {
-		session_free(s);
+		smtpd_sess_free(s);
 		return;
 	}
 	evtimer_add(s->close_ev, &tv);
 }
 
-static void
-session_close(struct session *s)
+void
+smtpd_sess_close(struct session *s)
 {
 	struct timeval tv = {0, 0};
 
 	if (s->state == S_CLOSING)
 		return;
-	enter_state(s, S_CLOSING);
+	smtpd_enter_state(s, S_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
 	evtimer_add(s->close_ev, &tv);
 }
 
-static void
-session_free(struct session *s)
+void
+smtpd_sess_free(struct session *s)
 {
 	struct smtpd *sd = s->sd;
 	buf_t *b;
@@ -1222,9 +868,13 @@ session_free(struct session *s)
 	log_info("%s", buf_data(b));
 	buf_free(b);
 	transaction_reset(s);
+	smtpd_sasl_cancel(s);
+	smtpd_listen_release(s);
 	bufferevent_free(s->bev);
 	event_free(s->resume_ev);
 	event_free(s->close_ev);
+	event_free(s->phase_ev);
+	event_free(s->deadline_ev);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -1235,75 +885,89 @@ session_free(struct session *s)
 	free(s);
 }
 
-/* Refuses a connection before a session exists. */
+/* The TLS handshake or the EHLO took too long. */
 static void
-refuse(struct smtpd *sd, int fd, int implicit_tls, const char *why,
-    const char *client)
+phase_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char text[512];
-	int n;
+	struct session *s = arg;
 
-	log_warn("%s from %s", why, client);
-	sd->stats.rejected++;
-	/* Over implicit TLS there is no clear-text way to say it. */
-	if (!implicit_tls) {
-		n = snprintf(text, sizeof(text),
-		    "421 4.7.0 %s Error: too many connections\r\n",
-		    sd->hostname);
-		if (n > 0)
-			(void)send(
-			    fd, text, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)fd;
+	(void)what;
+	if (s->state == S_CLOSING)
+		return;
+	if (s->handshaking) {
+		/* Nothing can be said in clear inside a handshake. */
+		log_info("timeout in TLS handshake from %s "
+		         "(smtpd_tls_handshake_timeout)",
+		    s->client);
+		smtpd_sess_free(s);
+		return;
 	}
-	close(fd);
+	log_info("timeout before EHLO from %s (smtpd_helo_timeout)", s->client);
+	smtpd_replyf(
+	    s, "421 4.4.2 %s Error: timeout exceeded", s->sd->hostname);
+	smtpd_sess_close(s);
 }
 
 static void
-accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
+deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct listener *l = arg;
-	struct smtpd *sd = l->sd;
-	struct session *s, *o;
-	char addr[INET6_ADDRSTRLEN] = "?", client[INET6_ADDRSTRLEN + 8];
-	unsigned same = 0;
+	struct session *s = arg;
+	struct timeval again = {1, 0};
 
-	(void)lev;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, addr,
-		    sizeof(addr));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
-		    addr, sizeof(addr));
-	snprintf(client, sizeof(client), "[%s]", addr);
-	sd->stats.connections++;
-	log_info("connect from %s", client);
-	if (sd->stats.active >= (unsigned)sd->cfg->smtpd_connection_limit) {
-		refuse(sd, fd, l->implicit_tls,
-		    "Connection limit exceeded (smtpd_connection_limit)",
-		    client);
+	(void)fd;
+	(void)what;
+	if (s->state == S_CLOSING)
+		return;
+	/* A message at the final dot is answered first: the client must
+	 * learn whether we took it. The commit ends in bounded time. */
+	if (s->state == S_COMMIT) {
+		evtimer_add(s->deadline_ev, &again);
 		return;
 	}
-	for (o = sd->sessions; o; o = o->next)
-		if (strcmp(o->addr, addr) == 0)
-			same++;
-	if (same >= (unsigned)sd->cfg->smtpd_client_connection_count_limit) {
-		refuse(sd, fd, l->implicit_tls,
-		    "Connection concurrency limit exceeded "
-		    "(smtpd_client_connection_count_limit)",
-		    client);
+	log_info("session time limit reached after %s from %s "
+	         "(smtpd_session_time_limit)",
+	    s->state == S_DATA ? "DATA" : s->last_cmd, s->client);
+	if (s->handshaking) {
+		smtpd_sess_free(s);
 		return;
 	}
+	smtpd_replyf(s, "421 4.4.2 %s Error: session time limit exceeded",
+	    s->sd->hostname);
+	smtpd_sess_close(s);
+}
+
+void
+smtpd_sess_phase_timeout(struct session *s, unsigned secs)
+{
+	struct timeval tv = {(time_t)secs, 0};
+
+	if (secs == 0)
+		evtimer_del(s->phase_ev);
+	else
+		evtimer_add(s->phase_ev, &tv);
+}
+
+void
+smtpd_sess_new(struct smtpd *sd, int fd, const struct sockaddr *sa,
+    socklen_t salen, int implicit_tls, const char *addr, const char *client,
+    const struct smtpd_client_key *key, int in_mynetworks)
+{
+	struct session *s;
+	struct timeval deadline = {0, 0};
+
 	s = xcalloc(1, sizeof(*s));
 	s->sd = sd;
 	memcpy(&s->ss, sa,
 	    (size_t)salen < sizeof(s->ss) ? (size_t)salen : sizeof(s->ss));
-	memcpy(s->addr, addr, sizeof(s->addr));
-	memcpy(s->client, client, sizeof(s->client));
-	s->in_mynetworks = smtpd_netlist_match(&sd->mynetworks, sa);
+	snprintf(s->addr, sizeof(s->addr), "%s", addr);
+	snprintf(s->client, sizeof(s->client), "%s", client);
+	s->key = *key;
+	s->in_mynetworks = in_mynetworks;
 	s->state = S_CMD;
-	set_last_cmd(s, "CONNECT");
+	smtpd_set_last_cmd(s, "CONNECT");
 	evutil_make_socket_closeonexec(fd);
-	if (l->implicit_tls) {
+	if (implicit_tls) {
 		SSL *ssl = SSL_new(sd->ssl_ctx);
 
 		if (ssl == NULL) {
@@ -1328,37 +992,26 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	s->resume_ev = event_new(sd->base, -1, 0, resume_cb, s);
 	s->close_ev = evtimer_new(sd->base, close_cb, s);
+	s->phase_ev = evtimer_new(sd->base, phase_cb, s);
+	s->deadline_ev = evtimer_new(sd->base, deadline_cb, s);
+	if (!in_mynetworks) {
+		s->in_general_pool = 1;
+		sd->general_active++;
+	}
 	s->next = sd->sessions;
 	if (sd->sessions)
 		sd->sessions->prev = s;
 	sd->sessions = s;
 	sd->stats.active++;
-	session_setup_bev(s);
+	smtpd_sess_setup_bev(s);
+	deadline.tv_sec = (time_t)sd->cfg->smtpd_session_time_limit;
+	evtimer_add(s->deadline_ev, &deadline);
+	s->handshaking = implicit_tls;
+	smtpd_sess_phase_timeout(
+	    s, (unsigned)(implicit_tls ? sd->cfg->smtpd_tls_handshake_timeout
+	                               : sd->cfg->smtpd_helo_timeout));
 	s->verb_counted = 1; /* the greeting answers no command */
-	replyf(s, "220 %s", sd->banner);
-}
-
-static void
-accept_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct listener *l = arg;
-
-	(void)fd;
-	(void)what;
-	evconnlistener_enable(l->lev);
-}
-
-static void
-accept_error_cb(struct evconnlistener *lev, void *arg)
-{
-	struct listener *l = arg;
-	struct timeval tv = {1, 0};
-
-	/* EMFILE and the like would make the loop spin on a readable
-	 * listener: pause accepting for a second instead. */
-	log_warn("accept: %s; pausing for 1s", strerror(EVUTIL_SOCKET_ERROR()));
-	evconnlistener_disable(lev);
-	evtimer_add(l->retry_ev, &tv);
+	smtpd_replyf(s, "220 %s", sd->banner);
 }
 
 /* ---- public API ---- */
@@ -1390,7 +1043,7 @@ smtpd_new(const struct smtpd_params *p, buf_t *err)
 	if (smtpd_netlist_parse(cfg->mynetworks, &sd->mynetworks, err) < 0)
 		goto fail;
 	if (cfg->smtpd_tls_cert_file && cfg->smtpd_tls_cert_file[0]) {
-		if ((sd->ssl_ctx = tls_ctx_new(cfg, err)) == NULL)
+		if ((sd->ssl_ctx = smtpd_tls_ctx_new(cfg, err)) == NULL)
 			goto fail;
 	}
 	if (cfg->smtpd_sasl_password_file && cfg->smtpd_sasl_password_file[0]) {
@@ -1405,106 +1058,12 @@ smtpd_new(const struct smtpd_params *p, buf_t *err)
 	if (cfg->smtpd_sasl_auth_enable && sd->ssl_ctx == NULL)
 		log_warn("smtpd_sasl_auth_enable = yes but no TLS certificate: "
 		         "AUTH is never offered");
+	if (smtpd_sasl_start(sd, err) < 0)
+		goto fail;
 	return sd;
 fail:
 	smtpd_free(sd);
 	return NULL;
-}
-
-int
-smtpd_bind(const char *addrport, buf_t *err)
-{
-	char host[256], port[16];
-	struct addrinfo hints, *res = NULL;
-	int fd, on = 1, r;
-
-	if (smtpd_split_addrport(
-	        addrport, host, sizeof(host), port, sizeof(port)) < 0) {
-		buf_printf(
-		    err, "%s: expected host:port or [v6]:port", addrport);
-		return -1;
-	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((r = getaddrinfo(host, port, &hints, &res)) != 0) {
-		buf_printf(err, "%s: %s", addrport, gai_strerror(r));
-		return -1;
-	}
-	fd = socket(
-	    res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
-	if (fd < 0) {
-		buf_printf(err, "%s: socket: %s", addrport, strerror(errno));
-		freeaddrinfo(res);
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-	if (res->ai_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
-	    listen(fd, 128) < 0 || evutil_make_socket_nonblocking(fd) < 0) {
-		int e = errno;
-		char lower[128];
-		size_t i;
-
-		snprintf(lower, sizeof(lower), "%s", strerror(e));
-		for (i = 0; lower[i]; i++)
-			if (lower[i] >= 'A' && lower[i] <= 'Z')
-				lower[i] = (char)(lower[i] + 32);
-		buf_printf(err, "%s: %s", addrport, lower);
-		close(fd);
-		freeaddrinfo(res);
-		return -1;
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
-int
-smtpd_add_listener(smtpd_t *sd, int fd, int implicit_tls, buf_t *err)
-{
-	struct listener *l;
-
-	if (implicit_tls && sd->ssl_ctx == NULL) {
-		buf_puts(
-		    err, "implicit TLS listener needs smtpd_tls_cert_file");
-		close(fd);
-		return -1;
-	}
-	if (sd->nlisteners >= MAX_LISTENERS) {
-		buf_puts(err, "too many listeners");
-		close(fd);
-		return -1;
-	}
-	l = xcalloc(1, sizeof(*l));
-	l->sd = sd;
-	l->implicit_tls = implicit_tls;
-	/* backlog 0: the socket already listens (smtpd_bind). */
-	l->lev = evconnlistener_new(sd->base, accept_cb, l,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (l->lev == NULL) {
-		buf_printf(err, "cannot listen on fd %d", fd);
-		close(fd);
-		free(l);
-		return -1;
-	}
-	evconnlistener_set_error_cb(l->lev, accept_error_cb);
-	l->retry_ev = evtimer_new(sd->base, accept_retry_cb, l);
-	sd->listeners[sd->nlisteners++] = l;
-	return 0;
-}
-
-void
-smtpd_stop_accepting(smtpd_t *sd)
-{
-	size_t i;
-
-	for (i = 0; i < sd->nlisteners; i++) {
-		evconnlistener_free(sd->listeners[i]->lev);
-		event_free(sd->listeners[i]->retry_ev);
-		free(sd->listeners[i]);
-	}
-	sd->nlisteners = 0;
 }
 
 void
@@ -1516,7 +1075,10 @@ smtpd_free(smtpd_t *sd)
 		return;
 	smtpd_stop_accepting(sd);
 	while (sd->sessions && guard++ < 1000000)
-		session_free(sd->sessions);
+		smtpd_sess_free(sd->sessions);
+	/* After the sessions, which cancel their checks; before the
+	 * password table, which the workers read. */
+	smtpd_sasl_stop(sd);
 	SSL_CTX_free(sd->ssl_ctx);
 	smtpd_passwd_free(sd->passwd);
 	smtpd_netlist_free(&sd->mynetworks);

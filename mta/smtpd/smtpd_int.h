@@ -4,11 +4,13 @@
  *
  *   smtpd_net.c   mynetworks (CIDR lists) and parsing "host:port"
  *   smtpd_auth.c  the SASL password file, base64, PLAIN decoding
+ *   smtpd_anvil.c client keys for connection limits, failure counters
  */
 #ifndef STRICTMTA_SMTPD_INT_H
 #define STRICTMTA_SMTPD_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "mta/util/buf.h"
@@ -73,5 +75,38 @@ long smtpd_b64_encode(
  */
 int smtpd_sasl_plain(const unsigned char *msg, size_t len, char *user,
     size_t usersize, char *pass, size_t passsize);
+
+/*
+ * What connection limits and failure counters count: an IPv4 address (a
+ * v4-mapped IPv6 address counts as IPv4), or an IPv6 network of
+ * v6_prefix bits, because one IPv6 client usually holds a whole /64.
+ */
+struct smtpd_client_key {
+	unsigned char family; /* AF_INET or AF_INET6; 0 for anything else */
+	unsigned char addr[16];
+};
+
+void smtpd_client_key(
+    const struct sockaddr *, unsigned v6_prefix, struct smtpd_client_key *);
+int smtpd_client_key_eq(
+    const struct smtpd_client_key *, const struct smtpd_client_key *);
+/* "192.0.2.1" or "2001:db8:1:2::/64" into out (NUL-terminated). */
+void smtpd_client_key_format(
+    const struct smtpd_client_key *, unsigned v6_prefix, char *, size_t);
+
+/*
+ * Counts events (failed logins) per key in fixed windows of window_secs,
+ * in a table of a fixed number of slots: when full, the slot with the
+ * oldest window goes, so memory is bounded whatever the clients do.
+ * Keys are hashed with a per-table random seed.
+ */
+typedef struct smtpd_rate smtpd_rate_t;
+
+smtpd_rate_t *smtpd_rate_new(size_t slots, unsigned window_secs);
+void smtpd_rate_free(smtpd_rate_t *);
+/* Adds one event; returns the count in the current window, this one in. */
+unsigned smtpd_rate_add(smtpd_rate_t *, const void *key, size_t, int64_t now);
+/* The count in the current window. */
+unsigned smtpd_rate_get(smtpd_rate_t *, const void *key, size_t, int64_t now);
 
 #endif

@@ -47,6 +47,20 @@ CFG(smtpd_client_connection_count_limit, INT, "50", 1, 100000, "",
     "Most simultaneous connections from one client address.")
 CFG(smtpd_connection_limit, INT, "200", 1, 100000, "",
     "Most simultaneous SMTP connections in all.")
+CFG(smtpd_connection_reserve, INT, "20", 0, 100000, "",
+    "Connections of smtpd_connection_limit kept for mynetworks clients: "
+    "others get at most the rest, and leave the count once authenticated.")
+CFG(smtpd_client_ipv6_prefix_length, INT, "64", 1, 128, "",
+    "IPv6 clients are counted per network of this many bits for "
+    "smtpd_client_connection_count_limit and the AUTH failure limit.")
+CFG(smtpd_tls_handshake_timeout, TIME, "10s", 1, 3600, "",
+    "Time for a client's TLS handshake (implicit TLS before the greeting, "
+    "and after STARTTLS).")
+CFG(smtpd_helo_timeout, TIME, "30s", 1, 86400, "",
+    "Time from the greeting (or from TLS) to the client's EHLO or HELO.")
+CFG(smtpd_session_time_limit, TIME, "1h", 1, 604800, "",
+    "Longest SMTP session, however active; then 421 and the connection "
+    "closes (a message being committed is answered first).")
 CFG(smtpd_timeout, TIME, "300s", 1, 86400, "",
     "How long the server waits for a command or a block of DATA before it "
     "hangs up (421).")
@@ -65,6 +79,22 @@ CFG(smtpd_sasl_auth_enable, BOOL, "no", 0, 0, "",
 CFG(smtpd_sasl_password_file, STR, "", 0, 0, "",
     "Lines of user:hash, hash as made by crypt(3) (yescrypt, SHA-512); no "
     "plaintext.")
+CFG(smtpd_sasl_check_threads, INT, "1", 1, 16, "",
+    "Threads that check passwords, off the event loop; one leaves the other "
+    "cores to mail.")
+CFG(smtpd_sasl_failure_delay, TIME, "1s", 0, 60, "",
+    "After the n-th failed AUTH of a session, the 535 reply waits n times "
+    "this (at most 10 times); nothing else from that client is read "
+    "meanwhile.")
+CFG(smtpd_client_auth_failure_limit, INT, "10", 1, 100000, "",
+    "Failed AUTH attempts from one client (address, or IPv6 network) per "
+    "smtpd_auth_failure_window; beyond it the client gets 421 4.7.0 and is "
+    "disconnected until the window ends.")
+CFG(smtpd_sasl_user_failure_limit, INT, "20", 1, 100000, "",
+    "Failed AUTH attempts for one user name per smtpd_auth_failure_window, "
+    "from anywhere; beyond it that name gets 454 4.7.0 without a check.")
+CFG(smtpd_auth_failure_window, TIME, "10m", 1, 86400, "",
+    "The period the AUTH failure limits count over.")
 CFG(maillog_file, STR, "", 0, 0, "",
     "Log file; empty: syslog (facility mail); '-': standard error.")
 CFG(syslog_name, STR, "strictmta", 0, 0, "", "Program name in log lines.")
