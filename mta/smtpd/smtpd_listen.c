@@ -54,10 +54,13 @@ refuse(struct smtpd *sd, int fd, int implicit_tls, const char *why,
 static unsigned
 general_pool_size(const struct smtpd *sd)
 {
-	int n =
-	    sd->cfg->smtpd_connection_limit - sd->cfg->smtpd_connection_reserve;
+	int limit = sd->cfg->smtpd_connection_limit;
+	int reserve = sd->cfg->smtpd_connection_reserve;
 
-	return n < 1 ? 1 : (unsigned)n;
+	/* A small limit keeps at least half for everyone. */
+	if (reserve > limit / 2)
+		reserve = limit / 2;
+	return (unsigned)(limit - reserve);
 }
 
 void

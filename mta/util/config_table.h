@@ -48,8 +48,9 @@ CFG(smtpd_client_connection_count_limit, INT, "50", 1, 100000, "",
 CFG(smtpd_connection_limit, INT, "200", 1, 100000, "",
     "Most simultaneous SMTP connections in all.")
 CFG(smtpd_connection_reserve, INT, "20", 0, 100000, "",
-    "Connections of smtpd_connection_limit kept for mynetworks clients: "
-    "others get at most the rest, and leave the count once authenticated.")
+    "Connections of smtpd_connection_limit kept for mynetworks clients "
+    "(at most half of it): others get at most the rest, and leave the "
+    "count once authenticated.")
 CFG(smtpd_client_ipv6_prefix_length, INT, "64", 1, 128, "",
     "IPv6 clients are counted per network of this many bits for "
     "smtpd_client_connection_count_limit and the AUTH failure limit.")

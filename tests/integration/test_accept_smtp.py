@@ -379,25 +379,32 @@ class AcceptSmtp(unittest.TestCase):
 
     def test_connection_limit_per_client(self):
         d = smta.Daemon("connlimit", {
+            "mynetworks": "127.30.0.1/32",
             "smtpd_client_connection_count_limit": "2"})
         self.addCleanup(d.cleanup)
         d.start()
         conns = []
         for _ in range(2):
-            c = d.smtp()
+            c = d.smtp(bind=smta.OUTSIDE_HOST)
             conns.append(c)
             self.addCleanup(c.close)
             smta.greeted(c)
-        c3 = d.smtp()
+        c3 = d.smtp(bind=smta.OUTSIDE_HOST)
         self.addCleanup(c3.close)
         code, text = c3.reply()
         self.assertEqual(code, 421, text)
         self.assertTrue(text.startswith("4.7.0"), text)
         self.assertTrue(c3.closed_by_peer())
         # Another address is not limited by this client's count.
-        c4 = d.smtp(bind=smta.OUTSIDE_HOST)
+        c4 = d.smtp(bind="127.30.0.98")
         self.addCleanup(c4.close)
         smta.greeted(c4)
+        # mynetworks is exempt, as in Postfix: a relaying Postfix opens
+        # many connections from one address.
+        for _ in range(3):
+            c = d.smtp(bind=smta.DAEMON_HOST)
+            self.addCleanup(c.close)
+            smta.greeted(c)
 
     def test_connection_limit_total(self):
         d = smta.Daemon("conntotal", {"smtpd_connection_limit": "3"})
