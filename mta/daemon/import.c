@@ -222,6 +222,18 @@ import_one(struct import *imp, const char *name)
 		maildrop_msg_free(msg);
 		return;
 	}
+	/* Our sendmail never writes more; a file that has more was not
+	 * written by it, and SMTP would have refused them too. */
+	if ((long long)msg->nrcpt > imp->d->cfg->smtpd_recipient_limit) {
+		char why[128];
+
+		snprintf(why, sizeof(why),
+		    "%zu recipients, more than smtpd_recipient_limit (%lld)",
+		    msg->nrcpt, imp->d->cfg->smtpd_recipient_limit);
+		move_to_corrupt(imp, name, why);
+		maildrop_msg_free(msg);
+		return;
+	}
 	from = buf_new(2048);
 	buf_put_printable(from, msg->sender ? msg->sender : "",
 	    msg->sender ? strlen(msg->sender) : 0);

@@ -50,6 +50,14 @@
 #define DEAD_HOST_TIME 60 /* seconds an unreachable address is tried last */
 #define ROUTE_MIN_AGE 10 /* a route is used at least this long (s) */
 #define ROUTE_MAX_AGE 3600 /* and at most this long */
+/* Destinations in memory; recipients for others wait in the queue. */
+#define MAX_DESTS 1000
+#define DEST_BUCKETS 1024
+/* Recipients made into jobs per loop turn; then the other events. */
+#define RCPTS_PER_TURN 2000
+/* Envelope updates of unfinished messages are written together, this
+ * often (ms), with one log flush for all of them. */
+#define ENV_FLUSH_MSEC 200
 
 struct job;
 struct dest;
@@ -110,6 +118,7 @@ struct host_addrs {
 
 struct dest {
 	struct dest *next;
+	struct dest *hnext; /* in d->dest_tab */
 	deliver_t *d;
 	char *name; /* recipient domain, lowercase */
 	/* Messages that carry REQUIRETLS (RFC 8689) get destinations of
@@ -117,6 +126,9 @@ struct dest {
 	int requiretls;
 	struct job *jobs, **jobs_tail;
 	unsigned njobs;
+	/* The job msg_start is filling for this destination. */
+	struct dmsg *build_msg;
+	struct job *build_job;
 	struct conn *conns;
 	unsigned nconn;
 	/* Route: resolving, then ready or failed. */
@@ -174,6 +186,8 @@ struct deliver {
 	unsigned nmsgs;
 	uint64_t msg_bytes; /* content held by msgs */
 	struct dest *dests;
+	struct dest *dest_tab[DEST_BUCKETS];
+	unsigned ndests;
 	unsigned nconn;
 	deliver_policy_fn *policy;
 	deliver_policy_cancel_fn *policy_cancel;
@@ -181,6 +195,11 @@ struct deliver {
 	struct deliver_stats st;
 	int running; /* inside run_queue */
 	struct event *pump_ev; /* pump_all, from the top of the loop */
+	/* A queue run in slices: due messages not yet started. */
+	struct queue_env **due;
+	size_t ndue, due_next;
+	struct event *start_ev;
+	struct event *flush_ev; /* writes dirty envelopes (ENV_FLUSH_MSEC) */
 };
 
 static void dest_pump(struct dest *);
@@ -679,11 +698,13 @@ keep_admin_holds(deliver_t *d, struct queue_env *env)
  * state in the queue, so a crash retries them rather than losing them.
  */
 static void
-write_env(deliver_t *d, struct dmsg *m, int apply_failures)
+write_env(deliver_t *d, struct dmsg *m, int apply_failures, int sync)
 {
 	buf_t *err = buf_new(512);
 	size_t i;
 	int rc;
+
+	m->dirty = 0;
 
 	for (i = 0; i < m->env->nrcpt; i++) {
 		if (!m->failed[i])
@@ -700,12 +721,36 @@ write_env(deliver_t *d, struct dmsg *m, int apply_failures)
 	}
 	keep_admin_holds(d, m->env);
 	rc = queue_update(d->q, m->env);
-	if (rc == QUEUE_OK)
+	if (rc == QUEUE_OK && sync)
 		rc = queue_sync(d->q, err);
 	if (rc != QUEUE_OK && rc != QUEUE_ENOTFOUND)
 		log_warn("%s: cannot update the queue: %s (attempt will be "
 		         "repeated)",
 		    m->env->qid, buf_data(err));
+	buf_free(err);
+}
+
+/* Writes the envelopes of unfinished messages that changed, all with
+ * one log flush: a message with a thousand destinations costs a few
+ * writes a second, not one per destination. A crash in between delivers
+ * a recipient again (a duplicate, never a loss). */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	deliver_t *d = arg;
+	buf_t *err = buf_new(512);
+	struct dmsg *m;
+	unsigned n = 0;
+
+	(void)fd;
+	(void)what;
+	for (m = d->msgs; m != NULL; m = m->next)
+		if (m->dirty) {
+			write_env(d, m, 0, 0);
+			n++;
+		}
+	if (n > 0 && queue_sync(d->q, err) != QUEUE_OK)
+		log_warn("cannot flush the queue log: %s", buf_data(err));
 	buf_free(err);
 }
 
@@ -716,14 +761,19 @@ msg_job_finished(deliver_t *d, struct dmsg *m)
 	int anyfail = 0;
 
 	m->njobs--;
-	for (i = 0; i < m->env->nrcpt; i++)
-		anyfail |= m->failed[i];
 	if (m->njobs > 0) {
-		/* Record deliveries and deferrals now (never deliver
-		 * twice), keep failures for the one DSN at the end. */
-		write_env(d, m, 0);
+		/* Record deliveries and deferrals soon (never deliver
+		 * twice if we can help it), keep failures for the one DSN
+		 * at the end. */
+		struct timeval tv = {0, ENV_FLUSH_MSEC * 1000};
+
+		m->dirty = 1;
+		if (!evtimer_pending(d->flush_ev, NULL))
+			evtimer_add(d->flush_ev, &tv);
 		return;
 	}
+	for (i = 0; i < m->env->nrcpt; i++)
+		anyfail |= m->failed[i];
 	/* Optional delay warning, once per message (QENV_WARNED). */
 	if (d->cfg->delay_warning_time > 0 && !(m->env->flags & QENV_WARNED) &&
 	    clock_now() - m->env->arrival >= d->cfg->delay_warning_time &&
@@ -736,9 +786,9 @@ msg_job_finished(deliver_t *d, struct dmsg *m)
 	if (i < m->env->nrcpt)
 		send_bounce(d, m, DELIVER_DSN_RELAYED); /* best effort */
 	if (anyfail && send_bounce(d, m, DELIVER_DSN_FAILED) < 0)
-		write_env(d, m, 0);
+		write_env(d, m, 0, 1);
 	else
-		write_env(d, m, 1);
+		write_env(d, m, 1, 1);
 	msg_free(d, m);
 	deliver_kick(d);
 }
@@ -1525,16 +1575,33 @@ sess_cb(void *arg, smtp_sess_t *s, enum smtp_event ev)
 /*
  * Destinations
  */
+static unsigned
+dest_bucket(const char *domain, int requiretls)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)requiretls;
+
+	for (; *domain; domain++) {
+		h ^= (unsigned char)tolower((unsigned char)*domain);
+		h *= 16777619u;
+	}
+	return h % DEST_BUCKETS;
+}
+
+/* The destination for domain; NULL when MAX_DESTS are in memory and
+ * this is not one of them. */
 static struct dest *
 dest_get(deliver_t *d, const char *domain, int requiretls)
 {
+	unsigned b = dest_bucket(domain, requiretls);
 	struct dest *t;
 	size_t i;
 
-	for (t = d->dests; t != NULL; t = t->next)
+	for (t = d->dest_tab[b]; t != NULL; t = t->hnext)
 		if (t->requiretls == requiretls &&
 		    strcasecmp(t->name, domain) == 0)
 			return t;
+	if (d->ndests >= MAX_DESTS)
+		return NULL;
 	t = xcalloc(1, sizeof(*t));
 	t->d = d;
 	t->requiretls = requiretls;
@@ -1544,6 +1611,9 @@ dest_get(deliver_t *d, const char *domain, int requiretls)
 	t->jobs_tail = &t->jobs;
 	t->next = d->dests;
 	d->dests = t;
+	t->hnext = d->dest_tab[b];
+	d->dest_tab[b] = t;
+	d->ndests++;
 	return t;
 }
 
@@ -1560,6 +1630,14 @@ dest_free(struct dest *t)
 			break;
 		}
 	}
+	for (pp = &d->dest_tab[dest_bucket(t->name, t->requiretls)];
+	     *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == t) {
+			*pp = t->hnext;
+			break;
+		}
+	}
+	d->ndests--;
 	if (t->mx_lookup != 0)
 		resolver_cancel(d->res, t->mx_lookup);
 	for (i = 0; i < t->nhosts; i++) {
@@ -1683,15 +1761,17 @@ due_visit(void *arg, const struct queue_env *env)
 	return 0;
 }
 
-/* Splits one due message into jobs per destination. */
-static void
+/* Splits one due message into jobs per destination, in time linear in
+ * its recipients. Recipients whose destination cannot be held now
+ * (MAX_DESTS) stay as they are and come back in a later run. Returns
+ * the number of recipients looked at. */
+static size_t
 msg_start(deliver_t *d, struct queue_env *env, int64_t now)
 {
 	struct dmsg *m = xcalloc(1, sizeof(*m));
 	buf_t *content = buf_new(0);
-	struct job **jobs;
-	struct dest **dests;
-	size_t i, k, njobs = 0;
+	struct dest **touched;
+	size_t i, k, ntouched = 0, waiting = 0;
 	long long limit = d->cfg->default_destination_recipient_limit;
 
 	if (queue_get_content(d->q, env->qid, content) != QUEUE_OK) {
@@ -1700,7 +1780,7 @@ msg_start(deliver_t *d, struct queue_env *env, int64_t now)
 		buf_free(content);
 		queue_env_free(env);
 		free(m);
-		return;
+		return 1;
 	}
 	m->env = env;
 	m->content = buf_steal(content, &m->len);
@@ -1714,8 +1794,7 @@ msg_start(deliver_t *d, struct queue_env *env, int64_t now)
 	d->nmsgs++;
 	d->msg_bytes += m->len;
 	m->njobs = 1; /* held while the jobs are made */
-	jobs = xcalloc(env->nrcpt + 1, sizeof(*jobs));
-	dests = xcalloc(env->nrcpt + 1, sizeof(*dests));
+	touched = xcalloc(env->nrcpt + 1, sizeof(*touched));
 	for (i = 0; i < env->nrcpt; i++) {
 		struct queue_rcpt *r = &env->rcpts[i];
 		const char *dom;
@@ -1735,34 +1814,44 @@ msg_start(deliver_t *d, struct queue_env *env, int64_t now)
 			continue;
 		}
 		t = dest_get(d, dom, (env->flags & QENV_REQUIRETLS) != 0);
-		for (k = 0; k < njobs; k++)
-			if (dests[k] == t &&
-			    jobs[k]->smsg.nrcpt < (size_t)limit)
-				break;
-		if (k == njobs) {
-			jobs[njobs] = job_new(m);
-			dests[njobs] = t;
-			njobs++;
+		if (t == NULL) {
+			waiting++;
+			continue;
 		}
-		job_add_rcpt(jobs[k], i);
+		if (t->build_msg != m) {
+			t->build_msg = m;
+			t->build_job = NULL;
+			touched[ntouched++] = t;
+		}
+		if (t->build_job != NULL &&
+		    t->build_job->smsg.nrcpt >= (size_t)limit) {
+			dest_enqueue(t, t->build_job);
+			t->build_job = NULL;
+		}
+		if (t->build_job == NULL)
+			t->build_job = job_new(m);
+		job_add_rcpt(t->build_job, i);
 	}
-	log_debug("%s: %zu jobs", env->qid, njobs);
-	for (k = 0; k < njobs; k++)
-		dest_enqueue(dests[k], jobs[k]);
-	for (k = 0; k < njobs; k++) {
-		size_t p;
+	if (waiting > 0)
+		log_info("%s: %zu recipients wait: %u destinations are in "
+		         "memory already",
+		    env->qid, waiting, d->ndests);
+	log_debug("%s: %zu destinations", env->qid, ntouched);
+	for (k = 0; k < ntouched; k++) {
+		struct dest *t = touched[k];
 
-		/* Once per destination: several jobs may share one. */
-		for (p = 0; p < k && dests[p] != dests[k]; p++)
-			;
-		if (p == k)
-			dest_pump(dests[k]);
+		if (t->build_job != NULL)
+			dest_enqueue(t, t->build_job);
+		t->build_job = NULL;
+		t->build_msg = NULL;
 	}
-	free(jobs);
-	free(dests);
+	for (k = 0; k < ntouched; k++)
+		dest_pump(touched[k]);
+	free(touched);
 	/* Drop the hold; with no job at all this writes the envelope,
 	 * which moves a stale time index entry. */
 	msg_job_finished(d, m);
+	return env->nrcpt ? env->nrcpt : 1;
 }
 
 static void
@@ -1785,22 +1874,54 @@ arm_timer(deliver_t *d)
 	evtimer_add(d->timer, &tv);
 }
 
+/* Starts due messages until RCPTS_PER_TURN recipients have been looked
+ * at, then lets the loop run and goes on from start_ev. */
+static void
+start_slice(deliver_t *d)
+{
+	int64_t now = clock_now();
+	size_t budget = 0;
+
+	d->running = 1;
+	while (d->due_next < d->ndue && budget < RCPTS_PER_TURN) {
+		struct queue_env *env = d->due[d->due_next];
+
+		d->due[d->due_next++] = NULL;
+		budget += msg_start(d, env, now);
+	}
+	d->running = 0;
+	if (d->due_next < d->ndue) {
+		event_active(d->start_ev, EV_TIMEOUT, 1);
+		return;
+	}
+	free(d->due);
+	d->due = NULL;
+	d->ndue = d->due_next = 0;
+	arm_timer(d);
+}
+
+static void
+start_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	start_slice(arg);
+}
+
 static void
 run_queue(deliver_t *d)
 {
 	struct due_list l;
-	int64_t now = clock_now();
-	size_t i;
 
+	if (d->due != NULL)
+		return; /* a run is still being started */
 	memset(&l, 0, sizeof(l));
 	l.d = d;
-	d->running = 1;
-	queue_due(d->q, now, d->nmsgs + 200, due_visit, &l);
-	for (i = 0; i < l.n; i++)
-		msg_start(d, l.v[i], now);
-	free(l.v);
-	d->running = 0;
-	arm_timer(d);
+	queue_due(d->q, clock_now(), d->nmsgs + 200, due_visit, &l);
+	d->due = l.v;
+	d->ndue = l.n;
+	d->due_next = 0;
+	start_slice(d);
 }
 
 static void
@@ -1868,6 +1989,8 @@ deliver_new(struct event_base *base, const struct config *cfg, queue_t *q,
 	}
 	d->timer = evtimer_new(base, timer_cb, d);
 	d->pump_ev = event_new(base, -1, 0, pump_all_cb, d);
+	d->start_ev = event_new(base, -1, 0, start_cb, d);
+	d->flush_ev = evtimer_new(base, flush_cb, d);
 	deliver_kick(d);
 	return d;
 }
@@ -1914,10 +2037,21 @@ deliver_free(deliver_t *d)
 			job_free(j);
 		dest_free(t);
 	}
+	/* Changes not yet written: written now, before the queue closes. */
+	flush_cb(-1, 0, d);
 	while (d->msgs != NULL)
 		msg_free(d, d->msgs);
+	if (d->due != NULL) {
+		size_t i;
+
+		for (i = d->due_next; i < d->ndue; i++)
+			queue_env_free(d->due[i]);
+		free(d->due);
+	}
 	event_free(d->timer);
 	event_free(d->pump_ev);
+	event_free(d->start_ev);
+	event_free(d->flush_ev);
 	deliver_tmap_free(d->tmap);
 	smtp_tls_ctx_free(d->ssl);
 	free(d);

@@ -27,7 +27,10 @@
 struct rcpt_set {
 	char **v;
 	size_t n;
+	size_t max; /* smtpd_recipient_limit: the daemon takes no more */
 };
+
+#define SET_TOO_MANY (-2)
 
 static void
 set_free(struct rcpt_set *s)
@@ -42,7 +45,8 @@ set_free(struct rcpt_set *s)
 }
 
 /* Qualifies and adds addr unless already present (Postfix's cleanup
- * drops duplicates too). Returns -1 for an unusable address. */
+ * drops duplicates too). Returns -1 for an unusable address,
+ * SET_TOO_MANY past the recipient limit. */
 static int
 set_add(struct rcpt_set *s, const char *addr, const char *domain)
 {
@@ -58,9 +62,22 @@ set_add(struct rcpt_set *s, const char *addr, const char *domain)
 			free(q);
 			return 0;
 		}
+	if (s->n >= s->max) {
+		free(q);
+		return SET_TOO_MANY;
+	}
 	s->v = xreallocarray(s->v, s->n + 1, sizeof(*s->v));
 	s->v[s->n++] = q;
 	return 0;
+}
+
+static void
+too_many(const struct rcpt_set *s, buf_t *err)
+{
+	buf_printf(err,
+	    "too many recipients: more than %zu (smtpd_recipient_limit); "
+	    "nothing was sent",
+	    s->max);
 }
 
 static int
@@ -172,15 +189,23 @@ submit(const struct sendmail_opts *o, const struct config *cfg,
 			goto out;
 		}
 		if (tries == 0) {
-			for (i = 0; i < res.nrcpt; i++)
-				if (set_add(rcpts, res.rcpts[i],
-				        buf_data(domain)) < 0) {
+			for (i = 0; i < res.nrcpt; i++) {
+				int r = set_add(
+				    rcpts, res.rcpts[i], buf_data(domain));
+
+				if (r == SET_TOO_MANY) {
+					too_many(rcpts, err);
+					rc = EX_DATAERR;
+					goto out;
+				}
+				if (r < 0) {
 					buf_printf(err,
 					    "bad recipient address in message "
 					    "header");
 					rc = EX_DATAERR;
 					goto out;
 				}
+			}
 			if (rcpts->n == 0) {
 				buf_printf(err,
 				    o->extract
@@ -263,17 +288,23 @@ sendmail_submit_content(const struct sendmail_opts *o, const struct config *cfg,
     size_t nrcpt, const char *content, size_t len, char qid_out[QID_SIZE],
     buf_t *err)
 {
-	struct rcpt_set set = {NULL, 0};
+	struct rcpt_set set = {NULL, 0, (size_t)cfg->smtpd_recipient_limit};
 	buf_t *host = buf_new(1024), *domain = buf_new(1024);
 	size_t i;
 	int rc = 0;
 
 	sendmail_hostnames(cfg, host, domain);
-	for (i = 0; i < nrcpt && rc == 0; i++)
-		if (set_add(&set, rcpts[i], buf_data(domain)) < 0) {
+	for (i = 0; i < nrcpt && rc == 0; i++) {
+		int r = set_add(&set, rcpts[i], buf_data(domain));
+
+		if (r == SET_TOO_MANY) {
+			too_many(&set, err);
+			rc = EX_DATAERR;
+		} else if (r < 0) {
 			buf_printf(err, "bad recipient address");
 			rc = EX_USAGE;
 		}
+	}
 	if (rc == 0)
 		rc = submit(
 		    o, cfg, id, sender, &set, content, len, qid_out, err);
@@ -288,7 +319,7 @@ sendmail_submit(const struct sendmail_opts *o, const struct config *cfg,
     const struct sendmail_ident *id, int fd, char qid_out[QID_SIZE], buf_t *err)
 {
 	struct sendmail_reader *r;
-	struct rcpt_set set = {NULL, 0};
+	struct rcpt_set set = {NULL, 0, (size_t)cfg->smtpd_recipient_limit};
 	buf_t *host = buf_new(1024), *domain = buf_new(1024);
 	char *chunk = xmalloc(SUBMIT_READ_CHUNK), *content = NULL;
 	size_t i, j, len = 0;
@@ -307,8 +338,14 @@ sendmail_submit(const struct sendmail_opts *o, const struct config *cfg,
 			rc = EX_USAGE;
 		}
 		for (j = 0; j < n; j++) {
-			if (rc == 0 &&
-			    set_add(&set, list[j], buf_data(domain)) < 0) {
+			int added =
+			    rc == 0 ? set_add(&set, list[j], buf_data(domain))
+			            : 0;
+
+			if (added == SET_TOO_MANY) {
+				too_many(&set, err);
+				rc = EX_DATAERR;
+			} else if (added < 0) {
 				buf_printf(err, "bad recipient address");
 				rc = EX_USAGE;
 			}

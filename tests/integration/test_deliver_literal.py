@@ -11,9 +11,7 @@ level that applies to an address literal."""
 import os
 import re
 import smtplib
-import socket
 import sys
-import threading
 import time
 import unittest
 
@@ -24,72 +22,9 @@ import smta  # noqa: E402
 SINK = "127.31.0.2"
 
 
-class Sink(threading.Thread):
-    """Accepts SMTP sessions (no extensions) and keeps each message."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.sock.bind((SINK, 0))
-        except OSError as e:
-            raise unittest.SkipTest("%s is taken: %s" % (SINK, e))
-        self.sock.listen(8)
-        self.sock.settimeout(0.5)
-        self.port = self.sock.getsockname()[1]
-        self.messages = []
-        self.done = False
-
-    def run(self):
-        while not self.done:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                continue
-            try:
-                self.session(c)
-            except OSError:
-                pass
-            finally:
-                c.close()
-
-    def session(self, c):
-        c.settimeout(10)
-        f = c.makefile("rb")
-        c.sendall(b"220 sink.test ESMTP\r\n")
-        for _ in range(1000):
-            line = f.readline(2000)
-            if not line:
-                return
-            verb = line[:4].upper()
-            if verb in (b"EHLO", b"HELO"):
-                c.sendall(b"250 sink.test\r\n")
-            elif verb == b"DATA":
-                c.sendall(b"354 go on\r\n")
-                data = []
-                while True:
-                    dl = f.readline(2000)
-                    if not dl or dl == b".\r\n":
-                        break
-                    data.append(dl)
-                self.messages.append(b"".join(data))
-                c.sendall(b"250 2.0.0 kept\r\n")
-            elif verb == b"QUIT":
-                c.sendall(b"221 bye\r\n")
-                return
-            else:
-                c.sendall(b"250 ok\r\n")
-
-    def stop(self):
-        self.done = True
-        self.join(5)
-        self.sock.close()
-
-
 class LiteralRoute(unittest.TestCase):
     def test_literal_next_hop_needs_no_dns(self):
-        sink = Sink()
+        sink = smta.Sink(SINK)
         sink.start()
         d = smta.Daemon("literal", {"dns_timeout": "10s",
                                     "mta_sts_enable": "yes"})

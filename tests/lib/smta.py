@@ -22,6 +22,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -636,6 +637,92 @@ class SmtpConn:
             self.sock.close()
         except OSError:
             pass
+
+
+class Sink(threading.Thread):
+    """A minimal SMTP server on host (no extensions) that keeps every
+    message, one thread per session; for tests that need mail to arrive
+    somewhere and nothing more (tests/net/smtp_sink.py is the strict
+    one). Raises SkipTest when host cannot be bound."""
+
+    def __init__(self, host, backlog=128):
+        super().__init__(daemon=True)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((host, 0))
+        except OSError as e:
+            raise unittest.SkipTest("%s is taken: %s" % (host, e))
+        self.sock.listen(backlog)
+        self.sock.settimeout(0.5)
+        self.host = host
+        self.port = self.sock.getsockname()[1]
+        self.messages = []
+        self.rcpts = []
+        self.sessions = 0
+        self.lock = threading.Lock()
+        self.done = False
+
+    def run(self):
+        while not self.done:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            with self.lock:
+                self.sessions += 1
+            threading.Thread(target=self._serve, args=(c,),
+                             daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            self.session(c)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def session(self, c):
+        c.settimeout(10)
+        f = c.makefile("rb")
+        c.sendall(b"220 sink.test ESMTP\r\n")
+        rcpts = []
+        for _ in range(100000):
+            line = f.readline(2000)
+            if not line:
+                return
+            verb = line[:4].upper()
+            if verb in (b"EHLO", b"HELO"):
+                c.sendall(b"250 sink.test\r\n")
+            elif verb == b"RCPT":
+                rcpts.append(line[8:].strip(b"\r\n <>").decode())
+                c.sendall(b"250 ok\r\n")
+            elif verb == b"DATA":
+                c.sendall(b"354 go on\r\n")
+                data = []
+                while True:
+                    dl = f.readline(2000)
+                    if not dl or dl == b".\r\n":
+                        break
+                    data.append(dl)
+                with self.lock:
+                    self.messages.append(b"".join(data))
+                    self.rcpts.extend(rcpts)
+                rcpts = []
+                c.sendall(b"250 2.0.0 kept\r\n")
+            elif verb == b"QUIT":
+                c.sendall(b"221 bye\r\n")
+                return
+            elif verb == b"RSET":
+                rcpts = []
+                c.sendall(b"250 ok\r\n")
+            else:
+                c.sendall(b"250 ok\r\n")
+
+    def stop(self):
+        self.done = True
+        self.join(5)
+        self.sock.close()
 
 
 def greeted(conn):
