@@ -59,6 +59,9 @@
  * often (ms), with one log flush for all of them. */
 #define ENV_FLUSH_MSEC 200
 
+#define DEST_REQUIRETLS 1
+#define DEST_TLS_OPTIONAL 2
+
 struct job;
 struct dest;
 struct conn;
@@ -121,8 +124,10 @@ struct dest {
 	struct dest *hnext; /* in d->dest_tab */
 	deliver_t *d;
 	char *name; /* recipient domain, lowercase */
-	/* Messages that carry REQUIRETLS (RFC 8689) get destinations of
-	 * their own, so that no session mixes them with others. */
+	/* Messages that carry REQUIRETLS (RFC 8689), and those whose
+	 * TLS-Required: No is honoured, get destinations of their own, so
+	 * that no session mixes them with others. cls: DEST_ bits. */
+	int cls;
 	int requiretls;
 	struct job *jobs, **jobs_tail;
 	unsigned njobs;
@@ -357,7 +362,6 @@ log_rcpt(deliver_t *d, struct job *j, size_t k, const struct attempt *a,
 	int64_t qb = sent - j->t_created - ca;
 	char s1[32], s2[32], s3[32], s4[32], s5[32];
 
-	(void)d;
 	buf_printf(b, "%s: to=<", env->qid);
 	buf_put_printable(b, j->r[k].address, strlen(j->r[k].address));
 	buf_printf(b,
@@ -375,6 +379,10 @@ log_rcpt(deliver_t *d, struct job *j, size_t k, const struct attempt *a,
 		if (a->pol->reason[0])
 			buf_printf(b, " (%s)", a->pol->reason);
 	}
+	/* Say it when the header was there and we did not act on it. */
+	if ((env->flags & QENV_TLS_OPTIONAL) && !d->cfg->tls_required_no_enable)
+		buf_puts(b, ", TLS-Required: No ignored "
+		            "(tls_required_no_enable = no)");
 	if (a->tls != NULL && a->tls->active) {
 		buf_printf(b, ", tls=%s:%s verified=%s", a->tls->protocol,
 		    a->tls->cipher, a->tls->verified ? "yes" : "no");
@@ -1162,8 +1170,13 @@ policy_default(deliver_t *d, struct deliver_policy *p)
 	if (tls_level_parse(d->cfg->smtp_tls_security_level, &p->level) < 0)
 		p->level = TLS_LEV_MAY;
 	/* "dane" without a DANE module: opportunistic, as documented. */
-	if (p->level >= TLS_LEV_DANE)
+	if (p->level == TLS_LEV_DANE || p->level == TLS_LEV_STS_ENFORCE)
 		p->level = TLS_LEV_MAY;
+	if (strcmp(d->cfg->smtp_tls_security_level, "dane-only") == 0) {
+		memcpy(p->status, "4.7.5", 6);
+		snprintf(p->reason, sizeof(p->reason),
+		    "dane-only without a DANE module");
+	}
 	p->source = "config";
 }
 
@@ -1211,11 +1224,12 @@ conn_connect(struct conn *c)
 
 /*
  * RFC 8689 4.2.1: a REQUIRETLS message goes only to an MX whose name is
- * DNSSEC-validated (then DANE) or validated by an MTA-STS policy, with a
- * verified certificate. Anything else is refused for this host with
- * 5.7.10; a temporary policy failure keeps its own 4.x.x status. Stricter
- * than the RFC: a testing-mode MTA-STS policy does not qualify, since its
- * verdict does not verify the certificate (docs/tls-policy.md).
+ * DNSSEC-validated (then DANE, or level secure: the Web PKI for that
+ * name) or validated by an MTA-STS policy, with a verified certificate.
+ * Anything else is refused for this host with 5.7.10; a temporary policy
+ * failure keeps its own 4.x.x status. Stricter than the RFC: a testing-mode
+ * MTA-STS policy does not qualify, since its verdict does not verify the
+ * certificate (docs/tls-policy.md).
  */
 static void
 requiretls_check(const struct dest *t, struct deliver_policy *p)
@@ -1224,7 +1238,7 @@ requiretls_check(const struct dest *t, struct deliver_policy *p)
 
 	if (p->level == TLS_LEV_STS_ENFORCE)
 		return;
-	if (p->level == TLS_LEV_DANE) {
+	if (p->level == TLS_LEV_DANE || p->level == TLS_LEV_SECURE) {
 		if (t->nexthop || t->mx_dnssec == DNSSEC_SECURE)
 			return;
 		why = "the MX RRset is not DNSSEC-validated";
@@ -1239,6 +1253,36 @@ requiretls_check(const struct dest *t, struct deliver_policy *p)
 	snprintf(p->reason, sizeof(p->reason), "REQUIRETLS: %s", why);
 }
 
+/*
+ * RFC 8689 5, when tls_required_no_enable says so: the sender of a
+ * message with "TLS-Required: No" asks that the recipient's DANE or
+ * MTA-STS policy be ignored. The host is used with opportunistic TLS;
+ * levels of our own configuration (encrypt, secure) still hold, since
+ * the header speaks for the sender about the recipient's policy only.
+ */
+static void
+tls_optional_apply(struct deliver_policy *p)
+{
+	char was[128];
+
+	if (p->source == NULL || strcmp(p->source, "config") == 0)
+		return;
+	if (strcmp(p->source, "mta-sts-testing") == 0)
+		return;
+	snprintf(was, sizeof(was), "%s%s%s", tls_level_name(p->level),
+	    p->status[0] ? " " : "", p->status);
+	if (p->tls_setup_free != NULL)
+		p->tls_setup_free(p->tls_setup_arg);
+	p->tls_setup = NULL;
+	p->tls_setup_free = NULL;
+	p->tls_setup_arg = NULL;
+	p->status[0] = '\0';
+	p->level = TLS_LEV_MAY;
+	snprintf(p->reason, sizeof(p->reason),
+	    "TLS-Required: No applied, %s policy not enforced (was %s)",
+	    p->source, was);
+}
+
 static void
 policy_done(void *arg, const struct deliver_policy *p)
 {
@@ -1249,6 +1293,8 @@ policy_done(void *arg, const struct deliver_policy *p)
 	c->pol = *p;
 	if (t->requiretls && p->status[0] == '\0')
 		requiretls_check(t, &c->pol);
+	if (t->cls & DEST_TLS_OPTIONAL)
+		tls_optional_apply(&c->pol);
 	if (c->pol.status[0] != '\0') {
 		/* The policy says this host cannot be used now. */
 		const char *host = t->hosts[t->addrs[c->addr].host].name;
@@ -1576,9 +1622,9 @@ sess_cb(void *arg, smtp_sess_t *s, enum smtp_event ev)
  * Destinations
  */
 static unsigned
-dest_bucket(const char *domain, int requiretls)
+dest_bucket(const char *domain, int cls)
 {
-	uint32_t h = 2166136261u ^ (uint32_t)requiretls;
+	uint32_t h = 2166136261u ^ (uint32_t)cls;
 
 	for (; *domain; domain++) {
 		h ^= (unsigned char)tolower((unsigned char)*domain);
@@ -1590,21 +1636,21 @@ dest_bucket(const char *domain, int requiretls)
 /* The destination for domain; NULL when MAX_DESTS are in memory and
  * this is not one of them. */
 static struct dest *
-dest_get(deliver_t *d, const char *domain, int requiretls)
+dest_get(deliver_t *d, const char *domain, int cls)
 {
-	unsigned b = dest_bucket(domain, requiretls);
+	unsigned b = dest_bucket(domain, cls);
 	struct dest *t;
 	size_t i;
 
 	for (t = d->dest_tab[b]; t != NULL; t = t->hnext)
-		if (t->requiretls == requiretls &&
-		    strcasecmp(t->name, domain) == 0)
+		if (t->cls == cls && strcasecmp(t->name, domain) == 0)
 			return t;
 	if (d->ndests >= MAX_DESTS)
 		return NULL;
 	t = xcalloc(1, sizeof(*t));
 	t->d = d;
-	t->requiretls = requiretls;
+	t->cls = cls;
+	t->requiretls = (cls & DEST_REQUIRETLS) != 0;
 	t->name = xstrdup(domain);
 	for (i = 0; t->name[i]; i++)
 		t->name[i] = (char)tolower((unsigned char)t->name[i]);
@@ -1630,8 +1676,8 @@ dest_free(struct dest *t)
 			break;
 		}
 	}
-	for (pp = &d->dest_tab[dest_bucket(t->name, t->requiretls)];
-	     *pp != NULL; pp = &(*pp)->hnext) {
+	for (pp = &d->dest_tab[dest_bucket(t->name, t->cls)]; *pp != NULL;
+	     pp = &(*pp)->hnext) {
 		if (*pp == t) {
 			*pp = t->hnext;
 			break;
@@ -1773,6 +1819,11 @@ msg_start(deliver_t *d, struct queue_env *env, int64_t now)
 	struct dest **touched;
 	size_t i, k, ntouched = 0, waiting = 0;
 	long long limit = d->cfg->default_destination_recipient_limit;
+	int cls =
+	    (env->flags & QENV_REQUIRETLS) ? DEST_REQUIRETLS
+	    : (env->flags & QENV_TLS_OPTIONAL) && d->cfg->tls_required_no_enable
+	        ? DEST_TLS_OPTIONAL
+	        : 0;
 
 	if (queue_get_content(d->q, env->qid, content) != QUEUE_OK) {
 		log_warn("%s: cannot read the message content; will retry",
@@ -1813,7 +1864,7 @@ msg_start(deliver_t *d, struct queue_env *env, int64_t now)
 			    "bad address syntax: no domain");
 			continue;
 		}
-		t = dest_get(d, dom, (env->flags & QENV_REQUIRETLS) != 0);
+		t = dest_get(d, dom, cls);
 		if (t == NULL) {
 			waiting++;
 			continue;

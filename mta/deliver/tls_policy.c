@@ -30,6 +30,7 @@ struct tls_policy {
 	resolver_t *resolver;
 	sts_t *sts;
 	enum tls_level default_level;
+	int dane_only; /* smtp_tls_security_level = dane-only */
 	int dane_ready; /* the client SSL_CTX has DANE enabled */
 	uint64_t next_id;
 	struct tp_req *reqs;
@@ -111,11 +112,15 @@ tls_policy_new(struct event_base *base, const struct config *cfg,
 	tp->base = base;
 	tp->cfg = cfg;
 	tp->resolver = resolver;
-	if (tls_level_parse(cfg->smtp_tls_security_level, &tp->default_level) <
-	    0)
+	/* DANE and MTA-STS apply whatever the level; "dane" is Postfix's
+	 * name for exactly that (DANE where published, else may), and
+	 * "dane-only" makes a host without usable TLSA records wait. */
+	tp->dane_only = strcmp(cfg->smtp_tls_security_level, "dane-only") == 0;
+	if (tp->dane_only || tls_level_parse(cfg->smtp_tls_security_level,
+	                         &tp->default_level) < 0)
 		tp->default_level = TLS_LEV_MAY;
-	/* "dane" as the default means: DANE where published, else may. */
-	if (tp->default_level == TLS_LEV_DANE)
+	if (tp->default_level == TLS_LEV_DANE ||
+	    tp->default_level == TLS_LEV_STS_ENFORCE)
 		tp->default_level = TLS_LEV_MAY;
 	if (cfg->mta_sts_enable && (tp->sts = sts_new(base, cfg, resolver,
 	                                sts_cache_path, err)) == NULL) {
@@ -174,10 +179,27 @@ tls_policy_sts(tls_policy_t *tp)
 	return tp->sts;
 }
 
+/* Reasons are cut to fit: they name hosts and domains of any length. */
+static void set_reason(struct deliver_policy *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Ends a request with verdict v (consumed: done() is called once). */
 static void
 finish(struct tp_req *r, struct deliver_policy *v)
 {
+	if (r->tp->dane_only && v->status[0] == '\0' &&
+	    v->level != TLS_LEV_DANE) {
+		memcpy(v->status, "4.7.5", 6);
+		set_reason(v,
+		    "no usable DANE TLSA records for %.160s "
+		    "(smtp_tls_security_level = dane-only)",
+		    r->host);
+		if (v->tls_setup_free != NULL)
+			v->tls_setup_free(v->tls_setup_arg);
+		v->tls_setup = NULL;
+		v->tls_setup_free = NULL;
+		v->tls_setup_arg = NULL;
+	}
 	log_info("tls-policy: domain=%s, host=%s, level=%s, source=%s%s%s%s%s",
 	    r->domain, r->host, tls_level_name(v->level), v->source,
 	    v->status[0] ? ", skip=" : "", v->status,
@@ -188,10 +210,6 @@ finish(struct tp_req *r, struct deliver_policy *v)
 	r->done(r->arg, v);
 	free(r);
 }
-
-/* Reasons are cut to fit: they name hosts and domains of any length. */
-static void set_reason(struct deliver_policy *, const char *, ...)
-    __attribute__((format(printf, 2, 3)));
 
 static void
 set_reason(struct deliver_policy *v, const char *fmt, ...)

@@ -45,6 +45,7 @@ enum tls_level {
 	TLS_LEV_ENCRYPT, /* TLS required, certificate not checked */
 	TLS_LEV_DANE, /* TLS required, certificate must match TLSA */
 	TLS_LEV_STS_ENFORCE, /* TLS 1.2+, WebPKI certificate for the MX name */
+	TLS_LEV_SECURE, /* TLS 1.2+, WebPKI certificate for the host name */
 };
 
 static inline int

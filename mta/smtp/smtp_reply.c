@@ -17,6 +17,7 @@ static const char *const level_names[] = {
     [TLS_LEV_ENCRYPT] = "encrypt",
     [TLS_LEV_DANE] = "dane",
     [TLS_LEV_STS_ENFORCE] = "sts-enforce",
+    [TLS_LEV_SECURE] = "secure",
 };
 
 const char *

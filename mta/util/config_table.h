@@ -120,10 +120,13 @@ CFG(smtp_data_done_timeout, TIME, "600s", 1, 3600, "",
 CFG(smtp_quit_timeout, TIME, "300s", 1, 3600, "", "Time for the QUIT reply.")
 CFG(smtp_starttls_timeout, TIME, "300s", 1, 3600, "",
     "Time for the STARTTLS reply and the TLS handshake.")
-CFG(smtp_tls_security_level, STR, "may", 0, 0, "none|may|encrypt|dane",
-    "Default TLS level for destinations without a DANE or MTA-STS policy: "
-    "none, may (opportunistic), encrypt (TLS required, unauthenticated), dane "
-    "(use DANE where published; same as may otherwise).")
+CFG(smtp_tls_security_level, STR, "dane", 0, 0,
+    "none|may|encrypt|dane|dane-only|secure",
+    "TLS for hosts that no DANE or MTA-STS policy covers (those policies are "
+    "always enforced, whatever this says): none (no TLS), may and dane "
+    "(opportunistic), encrypt (TLS required, unauthenticated), dane-only "
+    "(every host must have usable DANE TLSA records, else mail waits), secure "
+    "(TLS 1.2+, certificate verified by the Web PKI for the host name).")
 CFG(smtp_tls_CAfile, STR, "", 0, 0, "",
     "PEM bundle of trusted roots for verifying servers (MTA-STS, logging); "
     "empty: the system store.")
@@ -131,6 +134,10 @@ CFG(smtp_tls_fallback_to_clear, BOOL, "no", 0, 0, "",
     "After a failed TLS handshake with a destination that has no policy, retry "
     "in clear (as Sendmail's TLSFallbacktoClear). Never for DANE or MTA-STS "
     "enforce.")
+CFG(tls_required_no_enable, BOOL, "no", 0, 0, "",
+    "Honour a TLS-Required: No header (RFC 8689 5): such a message goes with "
+    "opportunistic TLS even where DANE or MTA-STS would make it wait. Off by "
+    "default: any sender can write that header.")
 CFG(smtp_dns_support_level, STR, "dnssec", 0, 0, "enabled|dnssec",
     "dnssec: look up DNSSEC status and do DANE; enabled: plain DNS, no DANE.")
 CFG(inet_protocols, STR, "all", 0, 0, "all|ipv4|ipv6",

@@ -105,12 +105,16 @@ class DeliverPolicy(unittest.TestCase):
         if outcome is not None and not getattr(outcome, "success", True):
             smta.log("---- strictmtad log ----\n" + self.d.log_text(120))
 
-    def send(self, rcpt, token, requiretls=False):
-        """Submits one message; with requiretls, over STARTTLS with MAIL
-        FROM ... REQUIRETLS (offered only under TLS)."""
+    def send(self, rcpt, token, requiretls=False, d=None, header=None):
+        """Submits one message (to d, default the class's daemon); with
+        requiretls, over STARTTLS with MAIL FROM ... REQUIRETLS (offered
+        only under TLS); header: one more header line, first."""
+        d = d or self.d
         msg = smta.make_message(token, sender="postmaster@strictmta.test",
                                 rcpt=rcpt)
-        s = smtplib.SMTP(self.d.host, self.d.port, timeout=20,
+        if header:
+            msg = header.encode() + b"\r\n" + msg
+        s = smtplib.SMTP(d.host, d.port, timeout=20,
                          source_address=(HOST, 0))
         try:
             s.ehlo("client.strictmta.test")
@@ -130,11 +134,12 @@ class DeliverPolicy(unittest.TestCase):
             s.quit()
         return smta.QID_RE.search(text.decode()).group(1)
 
-    def wait_log(self, pattern, timeout=40.0):
+    def wait_log(self, pattern, timeout=40.0, d=None):
         rx = re.compile(pattern)
         end = time.monotonic() + timeout
+        d = d or self.d
         while time.monotonic() < end:
-            m = rx.search(self.d.log_text(100000))
+            m = rx.search(d.log_text(100000))
             if m:
                 return m
             time.sleep(0.3)
@@ -239,6 +244,7 @@ class DeliverPolicy(unittest.TestCase):
         # domain -> (sink, outcome)
         cases = {
             "requiretls.dane.test": ("127.25.0.70", "sent"),
+            "requiretls.sts.test": ("127.25.0.71", "sent"),
             "insecure.test": ("127.25.0.30", "bounced"),
             "requiretls.secure.test": ("127.25.0.24", "bounced"),
             "ee.dane.test": ("127.25.0.40", "bounced"),
@@ -251,9 +257,11 @@ class DeliverPolicy(unittest.TestCase):
                 tok = ("rtls-" + dom).encode()
                 if outcome == "sent":
                     line = self.wait_log(
-                        r"%s: to=<user@%s>, .*status=sent .*level=dane"
+                        r"%s: to=<user@%s>, .*status=sent "
+                        r".*level=(dane|sts-enforce)\b.*verified=yes"
                         % (qids[dom], re.escape(dom)))
-                    self.assertIsNotNone(line, "%s sent over DANE" % dom)
+                    self.assertIsNotNone(line, "%s sent over verified "
+                                         "TLS" % dom)
                     smta.log(line.group(0))
                     recs = [m for m in self.net.messages(addr)
                             if tok in m_data(m)]
@@ -275,6 +283,105 @@ class DeliverPolicy(unittest.TestCase):
                 self.assertEqual([m for m in self.net.messages(addr)
                                   if tok in m_data(m)], [],
                                  "nothing sent to %s" % addr)
+
+    def other_daemon(self, tag, host, params):
+        d = smta.network_daemon(tag, self.net.env, host, params)
+        self.addCleanup(d.cleanup)
+        d.start()
+        return d
+
+    def delivered(self, addr, tok):
+        return [m for m in self.net.messages(addr) if tok in m_data(m)]
+
+    def test_5_levels_read_as_postfix_names_them(self):
+        """smtp_tls_security_level for hosts without DANE or MTA-STS:
+        dane-only makes them wait, secure verifies them by the Web PKI,
+        none sends in clear. DANE and MTA-STS apply whatever the level
+        (docs/tls-policy.md: where this differs from Postfix)."""
+        # dane-only: no TLSA -> 4.7.5, nothing sent; TLSA -> DANE.
+        d = self.other_daemon("dane-only", "127.27.0.2",
+                              {"smtp_tls_security_level": "dane-only"})
+        q1 = self.send("user@notlsa.dane.test", "lvl-do-1", d=d)
+        q2 = self.send("user@ee.dane.test", "lvl-do-2", d=d)
+        line = self.wait_log(r"%s: to=<user@notlsa\.dane\.test>, .*"
+                             r"dsn=4\.7\.5, status=deferred .*no usable "
+                             r"DANE TLSA records.*dane-only" % q1, d=d)
+        self.assertIsNotNone(line, d.log_text(40))
+        smta.log(line.group(0))
+        self.assertEqual(self.delivered("127.25.0.45", b"lvl-do-1"), [])
+        self.assertIsNotNone(self.wait_log(
+            r"%s: to=<user@ee\.dane\.test>, .*status=sent .*level=dane"
+            % q2, d=d))
+        d.stop()
+        # secure: the Web PKI (the test CA) for the MX name.
+        d = self.other_daemon("secure", "127.27.0.3",
+                              {"smtp_tls_security_level": "secure"})
+        q1 = self.send("user@nopolicy.sts.test", "lvl-sec-1", d=d)
+        q2 = self.send("user@testing.sts.test", "lvl-sec-2", d=d)
+        line = self.wait_log(r"%s: to=<user@nopolicy\.sts\.test>, .*"
+                             r"status=sent .*level=secure, policy=config"
+                             r".*verified=yes" % q1, d=d)
+        self.assertIsNotNone(line, d.log_text(40))
+        smta.log(line.group(0))
+        # testing.sts.test's MX has a certificate for another name.
+        line = self.wait_log(r"%s: to=<user@testing\.sts\.test>, .*"
+                             r"dsn=4\.7\.5, status=deferred" % q2, d=d)
+        self.assertIsNotNone(line, d.log_text(40))
+        smta.log(line.group(0))
+        self.assertEqual(self.delivered("127.25.0.51", b"lvl-sec-2"), [])
+        d.stop()
+        # none: clear text where nothing asks for TLS; DANE still holds.
+        d = self.other_daemon("none", "127.27.0.4",
+                              {"smtp_tls_security_level": "none"})
+        q1 = self.send("user@notlsa.dane.test", "lvl-none-1", d=d)
+        q2 = self.send("user@mismatch.dane.test", "lvl-none-2", d=d)
+        self.assertIsNotNone(self.wait_log(
+            r"%s: to=<user@notlsa\.dane\.test>, .*status=sent .*"
+            r"level=none" % q1, d=d), d.log_text(40))
+        recs = self.delivered("127.25.0.45", b"lvl-none-1")
+        self.assertEqual(len(recs), 1)
+        self.assertIsNone(recs[0]["tls"], "level none: no STARTTLS")
+        self.assertIsNotNone(self.wait_log(
+            r"%s: to=<user@mismatch\.dane\.test>, .*dsn=4\.7\.5, "
+            r"status=deferred" % q2, d=d), d.log_text(40))
+        self.assertEqual(self.delivered("127.25.0.42", b"lvl-none-2"), [])
+
+    def test_6_tls_required_no(self):
+        """RFC 8689 5: "TLS-Required: No" is ignored by default (any
+        sender can write it) and says so in the log; with
+        tls_required_no_enable = yes the recipient's DANE or MTA-STS
+        policy is not enforced for that message, and the log says so."""
+        hdr = "TLS-Required: No"
+        q1 = self.send("user@mismatch.dane.test", "trn-1", header=hdr)
+        line = self.wait_log(r"%s: to=<user@mismatch\.dane\.test>, .*"
+                             r"dsn=4\.7\.5, status=deferred .*TLS-Required: "
+                             r"No ignored \(tls_required_no_enable = no\)"
+                             % q1)
+        self.assertIsNotNone(line, self.d.log_text(40))
+        smta.log(line.group(0))
+        self.assertEqual(self.delivered("127.25.0.42", b"trn-1"), [])
+        d = self.other_daemon("trn", "127.27.0.5",
+                              {"tls_required_no_enable": "yes"})
+        q2 = self.send("user@mismatch.dane.test", "trn-2", d=d,
+                       header=hdr)
+        q3 = self.send("user@badcert.sts.test", "trn-3", d=d, header=hdr)
+        q4 = self.send("user@mismatch.dane.test", "trn-4", d=d)
+        for q, dom, addr, tok, pol in (
+                (q2, "mismatch.dane.test", "127.25.0.42", b"trn-2", "dane"),
+                (q3, "badcert.sts.test", "127.25.0.54", b"trn-3",
+                 "mta-sts")):
+            line = self.wait_log(
+                r"%s: to=<user@%s>, .*status=sent .*level=may, policy=%s "
+                r"\(TLS-Required: No applied, %s policy not enforced"
+                % (q, re.escape(dom), pol, pol), d=d)
+            self.assertIsNotNone(line, d.log_text(60))
+            smta.log(line.group(0))
+            self.assertEqual(len(self.delivered(addr, tok)), 1)
+        # The same destination without the header: still held.
+        self.assertIsNotNone(self.wait_log(
+            r"%s: to=<user@mismatch\.dane\.test>, .*dsn=4\.7\.5, "
+            r"status=deferred" % q4, d=d))
+        self.assertEqual(self.delivered("127.25.0.42", b"trn-4"), [])
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ test_errors(void)
 	    "1: smtpd_recipient_limit: 5 is out of range (100 to 100000)");
 	expect_error("smtp_tls_security_level = maybe\n",
 	    "1: smtp_tls_security_level: 'maybe' is not one of "
-	    "none|may|encrypt|dane");
+	    "none|may|encrypt|dane|dane-only|secure");
 	expect_error("  continued\n",
 	    "1: continuation line with no parameter before it");
 	expect_error("smtpd_sasl_auth_enable = perhaps\n",
