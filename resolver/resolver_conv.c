@@ -257,6 +257,10 @@ resolver_stored_fail(struct resolver_stored *s, const char *why)
 {
 	resolver_stored_drop_rrs(s);
 	s->a.rcode = RESOLVER_TEMPFAIL;
+	/* A failure carries no DNSSEC verdict, even when the reply that
+	 * could not be used was validated; the bogus case sets its own
+	 * status afterwards. */
+	s->a.dnssec = DNSSEC_INDETERMINATE;
 	s->a.cname_secure = 0;
 	s->a.ttl = 0;
 	resolver_stored_set_why(s, why);
@@ -293,7 +297,6 @@ resolver_conv_reply(struct resolver_stored *s, getdns_dict *reply)
 	    getdns_dict_get_list(reply, "answer", &answer) ||
 	    getdns_list_get_length(answer, &n)) {
 		resolver_stored_fail(s, "malformed reply");
-		s->a.dnssec = DNSSEC_INDETERMINATE;
 		return;
 	}
 	if (rcode != GETDNS_RCODE_NOERROR && rcode != GETDNS_RCODE_NXDOMAIN) {
@@ -307,8 +310,6 @@ resolver_conv_reply(struct resolver_stored *s, getdns_dict *reply)
 			buf_printf(b, " (%u)", rcode);
 		resolver_stored_fail(s, buf_data(b));
 		buf_free(b);
-		/* A failure carries no DNSSEC verdict. */
-		s->a.dnssec = DNSSEC_INDETERMINATE;
 		return;
 	}
 
@@ -388,7 +389,6 @@ resolver_conv_reply(struct resolver_stored *s, getdns_dict *reply)
 			resolver_stored_fail(s,
 			    "referral instead of an answer (upstream does "
 			    "not recurse?)");
-			s->a.dnssec = DNSSEC_INDETERMINATE;
 			return;
 		}
 		ttl_min(&minttl, &seen, neg < 0 ? 0 : (uint32_t)neg);

@@ -47,7 +47,7 @@ void resolver_stored_unref(struct resolver_stored *); /* NULL no-op */
 void resolver_stored_set_why(struct resolver_stored *, const char *why);
 void resolver_stored_set_canonical(struct resolver_stored *, const char *);
 /* Turns s into a TEMPFAIL with reason why: records dropped, ttl 0,
- * cname_secure 0. */
+ * cname_secure 0, dnssec DNSSEC_INDETERMINATE. */
 void resolver_stored_fail(struct resolver_stored *s, const char *why);
 
 /*
