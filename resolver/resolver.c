@@ -11,8 +11,8 @@
  *                        timer finishes it, because getdns may call back
  *                        from inside getdns_general() (local errors);
  *   query_finish      -> answer_from_response() turns the reply into a
- *                        stored answer, the cache keeps a reference, every
- *                        waiter is called once.
+ *                        stored answer (resolver_conv.c), the cache keeps
+ *                        a reference, every waiter is called once.
  *
  * Validation is getdns's own in both modes: with the dnssec extensions it
  * sets CD on queries to a stub upstream and checks the signatures against
@@ -40,19 +40,9 @@
 #include "mta/util/config.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
-#include "resolver.h"
+#include "resolver_int.h"
 
-/* Upper bounds on what we keep, as Unbound's cache-max-ttl and
- * cache-max-negative-ttl do: a zone cannot pin an answer for weeks. */
-#define MAX_POSITIVE_TTL 86400
-#define MAX_NEGATIVE_TTL 10800
-/* Bogus answers are kept briefly (Unbound's val-bogus-ttl) so that a
- * broken zone does not cost a validation per message. */
-#define BOGUS_TTL 60
-#define MAX_CNAME_HOPS 16
-#define MAX_NAME_TEXT 1024 /* escaped text of a 255-byte name */
 #define MAX_ANCHOR_FILE (1024 * 1024)
-#define MAX_RRS 1024 /* records kept from one answer */
 #define DEFAULT_ROOT_ANCHOR "/usr/share/dns/root.key"
 
 /* A small intrusive hash table: entries embed a struct hnode first. */
@@ -66,19 +56,10 @@ struct htab {
 	size_t nb, n;
 };
 
-/* An answer shared by the cache and the waiters it is being handed to. */
-struct stored {
-	int refs;
-	int64_t stored_at; /* clock_now() when it arrived */
-	struct resolver_answer a;
-	char *qname, *canonical, *why;
-	struct resolver_rr *rrs;
-};
-
 struct centry {
 	struct hnode h; /* first */
 	char *key;
-	struct stored *s;
+	struct resolver_stored *s;
 	struct centry *older, *newer; /* insertion order */
 };
 
@@ -90,7 +71,7 @@ struct waiter {
 	resolver_cb *cb;
 	void *arg;
 	struct query *q; /* NULL for a cache hit */
-	struct stored *s; /* cache hit: the answer to hand over */
+	struct resolver_stored *s; /* cache hit: the answer to hand over */
 	struct event *ev; /* cache hit: the zero timer */
 	struct waiter *next, **prevp; /* in q's list */
 	struct resolver *r;
@@ -528,103 +509,6 @@ make_key(const char *qname, int qtype)
 }
 
 /*
- * Stored answers.
- */
-static struct stored *
-stored_new(const char *qname, int qtype)
-{
-	struct stored *s = xcalloc(1, sizeof(*s));
-
-	s->refs = 1;
-	s->stored_at = clock_now();
-	s->qname = xstrdup(qname);
-	s->a.qname = s->qname;
-	s->a.qtype = qtype;
-	s->a.rcode = RESOLVER_TEMPFAIL;
-	s->a.dnssec = DNSSEC_INDETERMINATE;
-	s->a.canonical = s->qname;
-	return s;
-}
-
-static void
-stored_set_why(struct stored *s, const char *why)
-{
-	free(s->why);
-	s->why = why ? xstrdup(why) : NULL;
-	s->a.why = s->why;
-}
-
-static void
-stored_set_canonical(struct stored *s, const char *canon)
-{
-	if (s->canonical != NULL)
-		free(s->canonical);
-	s->canonical = xstrdup(canon);
-	s->a.canonical = s->canonical;
-}
-
-static void
-stored_drop_rrs(struct stored *s)
-{
-	size_t i;
-
-	for (i = 0; i < s->a.nrr; i++) {
-		if (s->rrs[i].type == RESOLVER_TXT)
-			free((void *)s->rrs[i].u.txt.text);
-		else if (s->rrs[i].type == RESOLVER_TLSA)
-			free((void *)s->rrs[i].u.tlsa.rdata);
-	}
-	free(s->rrs);
-	s->rrs = NULL;
-	s->a.rr = NULL;
-	s->a.nrr = 0;
-}
-
-static void
-stored_unref(struct stored *s)
-{
-	if (s == NULL || --s->refs > 0)
-		return;
-	stored_drop_rrs(s);
-	free(s->qname);
-	free(s->canonical);
-	free(s->why);
-	free(s);
-}
-
-static struct stored *
-stored_copy(const struct resolver_answer *a)
-{
-	struct stored *s = stored_new(a->qname, a->qtype);
-	size_t i;
-
-	s->a.rcode = a->rcode;
-	s->a.dnssec = a->dnssec;
-	s->a.cname_secure = a->cname_secure;
-	s->a.ttl = a->ttl;
-	if (a->canonical)
-		stored_set_canonical(s, a->canonical);
-	stored_set_why(s, a->why);
-	if (a->nrr > 0) {
-		s->rrs = xcalloc(a->nrr, sizeof(*s->rrs));
-		for (i = 0; i < a->nrr; i++) {
-			s->rrs[i] = a->rr[i];
-			if (a->rr[i].type == RESOLVER_TXT)
-				s->rrs[i].u.txt.text = xmemdup(
-				    a->rr[i].u.txt.text, a->rr[i].u.txt.len);
-			else if (a->rr[i].type == RESOLVER_TLSA)
-				s->rrs[i].u.tlsa.rdata =
-				    (unsigned char *)xmemdup(
-				        a->rr[i].u.tlsa.rdata,
-				        a->rr[i].u.tlsa.len);
-		}
-		s->a.nrr = a->nrr;
-		s->a.rr = s->rrs;
-	}
-	return s;
-}
-
-/*
  * Cache.
  */
 static void
@@ -639,7 +523,7 @@ cache_unlink(resolver_t *r, struct centry *e)
 		e->newer->older = e->older;
 	else
 		r->newest = e->older;
-	stored_unref(e->s);
+	resolver_stored_unref(e->s);
 	free(e->key);
 	free(e);
 }
@@ -660,13 +544,13 @@ cache_find(resolver_t *r, const char *key)
 }
 
 static int
-stored_expired(const struct stored *s, int64_t now)
+stored_expired(const struct resolver_stored *s, int64_t now)
 {
 	return now < s->stored_at || now - s->stored_at >= (int64_t)s->a.ttl;
 }
 
 static void
-cache_store(resolver_t *r, const char *key, struct stored *s)
+cache_store(resolver_t *r, const char *key, struct resolver_stored *s)
 {
 	struct centry *e;
 
@@ -696,19 +580,19 @@ void
 resolver_cache_put(resolver_t *r, const struct resolver_answer *a)
 {
 	char *qname, *key;
-	struct stored *s;
+	struct resolver_stored *s;
 
 	if ((qname = normalize_name(a->qname)) == NULL)
 		return;
 	key = make_key(qname, a->qtype);
-	s = stored_copy(a);
+	s = resolver_stored_copy(a);
 	free(s->qname);
 	s->qname = qname;
 	s->a.qname = qname;
 	if (a->canonical == NULL)
 		s->a.canonical = qname;
 	cache_store(r, key, s);
-	stored_unref(s);
+	resolver_stored_unref(s);
 	free(key);
 }
 
@@ -719,317 +603,24 @@ resolver_cache_clear(resolver_t *r)
 		cache_unlink(r, r->oldest);
 }
 
-/*
- * From a getdns reply to a stored answer.
- */
-static int
-wire_name_eq(const getdns_bindata *a, const getdns_bindata *b)
-{
-	size_t i;
-
-	if (a->size != b->size)
-		return 0;
-	/* Label lengths are below 64, so folding ASCII letters cannot
-	 * change one; a byte-wise case-insensitive compare is exact. */
-	for (i = 0; i < a->size; i++)
-		if (tolower(a->data[i]) != tolower(b->data[i]))
-			return 0;
-	return 1;
-}
-
-static void
-ttl_min(uint32_t *ttl, int *seen, uint32_t v)
-{
-	if (!*seen || v < *ttl)
-		*ttl = v;
-	*seen = 1;
-}
-
-static enum dnssec_status
-map_dnssec(uint32_t v)
-{
-	switch (v) {
-	case GETDNS_DNSSEC_SECURE:
-		return DNSSEC_SECURE;
-	case GETDNS_DNSSEC_INSECURE:
-		return DNSSEC_INSECURE;
-	case GETDNS_DNSSEC_BOGUS:
-		return DNSSEC_BOGUS;
-	default:
-		return DNSSEC_INDETERMINATE;
-	}
-}
-
-/*
- * RFC 2308 5: the negative TTL is the lesser of the SOA's TTL and its
- * MINIMUM field; without an SOA the answer is not cached (0). Returns -1
- * for a referral (NS records and no SOA, RFC 2308 2.2): the upstream did
- * not recurse, which says nothing about the name.
- */
-static int64_t
-negative_ttl(getdns_dict *reply)
-{
-	getdns_list *auth;
-	getdns_dict *rr, *rdata;
-	size_t n = 0, i;
-	uint32_t type, ttl, min;
-	int ns = 0;
-
-	if (getdns_dict_get_list(reply, "authority", &auth) ||
-	    getdns_list_get_length(auth, &n))
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (getdns_list_get_dict(auth, i, &rr) ||
-		    getdns_dict_get_int(rr, "type", &type))
-			continue;
-		if (type == GETDNS_RRTYPE_NS)
-			ns = 1;
-		if (type != GETDNS_RRTYPE_SOA ||
-		    getdns_dict_get_int(rr, "ttl", &ttl) ||
-		    getdns_dict_get_dict(rr, "rdata", &rdata) ||
-		    getdns_dict_get_int(rdata, "minimum", &min))
-			continue;
-		return ttl < min ? ttl : min;
-	}
-	return ns ? -1 : 0;
-}
-
-/* Converts one record of the asked type; NULL or an error. */
-static const char *
-convert_rr(int qtype, getdns_dict *rr, struct resolver_rr *out)
-{
-	getdns_dict *rdata;
-	getdns_bindata *raw, *exch;
-	uint32_t pref;
-	const char *e;
-	buf_t *b;
-
-	memset(out, 0, sizeof(*out));
-	out->type = qtype;
-	if (getdns_dict_get_dict(rr, "rdata", &rdata) ||
-	    getdns_dict_get_bindata(rdata, "rdata_raw", &raw))
-		return "record without RDATA";
-	switch (qtype) {
-	case RESOLVER_A:
-		if (raw->size != 4)
-			return "A record of wrong length";
-		out->u.addr.family = AF_INET;
-		memcpy(out->u.addr.addr, raw->data, 4);
-		return NULL;
-	case RESOLVER_AAAA:
-		if (raw->size != 16)
-			return "AAAA record of wrong length";
-		out->u.addr.family = AF_INET6;
-		memcpy(out->u.addr.addr, raw->data, 16);
-		return NULL;
-	case RESOLVER_MX:
-		if (getdns_dict_get_int(rdata, "preference", &pref) ||
-		    getdns_dict_get_bindata(rdata, "exchange", &exch))
-			return "malformed MX record";
-		out->u.mx.preference = pref;
-		b = buf_new(sizeof(out->u.mx.host) - 1);
-		e = resolver_name_from_wire(exch->data, exch->size, b);
-		if (e == NULL)
-			memcpy(out->u.mx.host, buf_data(b), buf_len(b) + 1);
-		buf_free(b);
-		return e;
-	case RESOLVER_TXT:
-		b = buf_new(65536);
-		if ((e = resolver_txt_join(raw->data, raw->size, b)) == NULL) {
-			out->u.txt.len = buf_len(b);
-			out->u.txt.text = buf_steal(b, NULL);
-		}
-		buf_free(b);
-		return e;
-	case RESOLVER_TLSA:
-		out->u.tlsa.len = raw->size;
-		out->u.tlsa.rdata =
-		    (unsigned char *)xmemdup(raw->data, raw->size);
-		return NULL;
-	}
-	return "unsupported type";
-}
-
-static void
-fail(struct stored *s, const char *why)
-{
-	stored_drop_rrs(s);
-	s->a.rcode = RESOLVER_TEMPFAIL;
-	s->a.cname_secure = 0;
-	s->a.ttl = 0;
-	stored_set_why(s, why);
-}
-
-/* Fills s from the first reply of a completed getdns response. */
-static void
-answer_from_reply(struct stored *s, getdns_dict *reply)
-{
-	getdns_dict *header, *question, *rr, *rdata;
-	getdns_list *answer;
-	getdns_bindata *cur, *owner, *target;
-	uint32_t rcode, sec, type, ttl, minttl = 0;
-	int64_t neg;
-	size_t n = 0, i, hops;
-	int seen = 0, found;
-	const char *e;
-	buf_t *b;
-
-	if (getdns_dict_get_int(reply, "dnssec_status", &sec))
-		sec = GETDNS_DNSSEC_NOT_PERFORMED;
-	s->a.dnssec = map_dnssec(sec);
-	if (s->a.dnssec == DNSSEC_BOGUS) {
-		/* The one place a bogus answer is decided: no records,
-		 * TEMPFAIL, kept briefly. */
-		fail(s, "DNSSEC validation failed (bogus)");
-		s->a.dnssec = DNSSEC_BOGUS;
-		s->a.ttl = BOGUS_TTL;
-		return;
-	}
-	if (getdns_dict_get_dict(reply, "header", &header) ||
-	    getdns_dict_get_int(header, "rcode", &rcode) ||
-	    getdns_dict_get_dict(reply, "question", &question) ||
-	    getdns_dict_get_bindata(question, "qname", &cur) ||
-	    getdns_dict_get_list(reply, "answer", &answer) ||
-	    getdns_list_get_length(answer, &n)) {
-		fail(s, "malformed reply");
-		s->a.dnssec = DNSSEC_INDETERMINATE;
-		return;
-	}
-	if (rcode != GETDNS_RCODE_NOERROR && rcode != GETDNS_RCODE_NXDOMAIN) {
-		b = buf_new(128);
-		buf_printf(b, "DNS rcode %s",
-		    rcode == GETDNS_RCODE_SERVFAIL  ? "SERVFAIL"
-		    : rcode == GETDNS_RCODE_REFUSED ? "REFUSED"
-		                                    : "other");
-		if (rcode != GETDNS_RCODE_SERVFAIL &&
-		    rcode != GETDNS_RCODE_REFUSED)
-			buf_printf(b, " (%u)", rcode);
-		fail(s, buf_data(b));
-		buf_free(b);
-		/* A failure carries no DNSSEC verdict. */
-		s->a.dnssec = DNSSEC_INDETERMINATE;
-		return;
-	}
-
-	/* Follow the CNAME chain from the question name ourselves, so that
-	 * only records at the chain's end are taken. */
-	for (hops = 0;; hops++) {
-		found = 0;
-		for (i = 0; i < n; i++) {
-			if (getdns_list_get_dict(answer, i, &rr) ||
-			    getdns_dict_get_int(rr, "type", &type) ||
-			    type != GETDNS_RRTYPE_CNAME ||
-			    getdns_dict_get_bindata(rr, "name", &owner) ||
-			    !wire_name_eq(owner, cur) ||
-			    getdns_dict_get_dict(rr, "rdata", &rdata) ||
-			    getdns_dict_get_bindata(rdata, "cname", &target))
-				continue;
-			if (getdns_dict_get_int(rr, "ttl", &ttl) == 0)
-				ttl_min(&minttl, &seen, ttl);
-			cur = target;
-			found = 1;
-			break;
-		}
-		if (!found)
-			break;
-		if (hops >= MAX_CNAME_HOPS) {
-			fail(s, "CNAME chain too long or looping");
-			return;
-		}
-	}
-	if (hops > 0) {
-		b = buf_new(MAX_NAME_TEXT);
-		if ((e = resolver_name_from_wire(cur->data, cur->size, b))) {
-			buf_free(b);
-			fail(s, e);
-			return;
-		}
-		stored_set_canonical(s, buf_data(b));
-		buf_free(b);
-	}
-	/* A secure answer validates every RRset in it, CNAMEs included; for
-	 * any other status we cannot vouch for the chain. */
-	s->a.cname_secure = hops == 0 || s->a.dnssec == DNSSEC_SECURE;
-
-	if (rcode == GETDNS_RCODE_NOERROR) {
-		s->rrs = xcalloc(n ? n : 1, sizeof(*s->rrs));
-		for (i = 0; i < n && s->a.nrr < MAX_RRS; i++) {
-			if (getdns_list_get_dict(answer, i, &rr) ||
-			    getdns_dict_get_int(rr, "type", &type) ||
-			    (int)type != s->a.qtype ||
-			    getdns_dict_get_bindata(rr, "name", &owner) ||
-			    !wire_name_eq(owner, cur))
-				continue;
-			s->a.rr = s->rrs;
-			if ((e = convert_rr(
-			         s->a.qtype, rr, &s->rrs[s->a.nrr])) != NULL) {
-				s->a.nrr++; /* so that its data is freed */
-				fail(s, e);
-				return;
-			}
-			s->a.nrr++;
-			if (getdns_dict_get_int(rr, "ttl", &ttl) == 0)
-				ttl_min(&minttl, &seen, ttl);
-		}
-		s->a.rr = s->rrs;
-	}
-	if (s->a.nrr > 0) {
-		s->a.rcode = RESOLVER_OK;
-		s->a.ttl =
-		    minttl < MAX_POSITIVE_TTL ? minttl : MAX_POSITIVE_TTL;
-	} else {
-		s->a.rcode = rcode == GETDNS_RCODE_NXDOMAIN ? RESOLVER_NXDOMAIN
-		                                            : RESOLVER_NODATA;
-		if ((neg = negative_ttl(reply)) < 0 &&
-		    rcode == GETDNS_RCODE_NOERROR) {
-			fail(s, "referral instead of an answer (upstream does "
-			        "not recurse?)");
-			s->a.dnssec = DNSSEC_INDETERMINATE;
-			return;
-		}
-		ttl_min(&minttl, &seen, neg < 0 ? 0 : (uint32_t)neg);
-		s->a.ttl =
-		    minttl < MAX_NEGATIVE_TTL ? minttl : MAX_NEGATIVE_TTL;
-	}
-}
-
-static struct stored *
+static struct resolver_stored *
 answer_from_response(struct query *q)
 {
-	struct stored *s = stored_new(q->qname, q->qtype);
-	getdns_list *replies;
-	getdns_dict *reply;
-	uint32_t status = 0;
-	size_t n = 0;
+	struct resolver_stored *s = resolver_stored_new(q->qname, q->qtype);
 	buf_t *b;
 
 	if (q->cbtype == GETDNS_CALLBACK_TIMEOUT) {
 		b = buf_new(128);
 		buf_printf(b, "DNS timeout after %llds", q->r->timeout);
-		fail(s, buf_data(b));
+		resolver_stored_fail(s, buf_data(b));
 		buf_free(b);
 		return s;
 	}
 	if (q->cbtype != GETDNS_CALLBACK_COMPLETE || q->response == NULL) {
-		fail(s, "DNS lookup error");
+		resolver_stored_fail(s, "DNS lookup error");
 		return s;
 	}
-	(void)getdns_dict_get_int(q->response, "status", &status);
-	if (getdns_dict_get_list(q->response, "replies_tree", &replies) ||
-	    getdns_list_get_length(replies, &n) || n == 0 ||
-	    getdns_list_get_dict(replies, 0, &reply)) {
-		if (status == GETDNS_RESPSTATUS_ALL_BOGUS_ANSWERS) {
-			fail(s, "DNSSEC validation failed (bogus)");
-			s->a.dnssec = DNSSEC_BOGUS;
-			s->a.ttl = BOGUS_TTL;
-		} else if (status == GETDNS_RESPSTATUS_ALL_TIMEOUT) {
-			fail(s, "DNS timeout");
-		} else {
-			fail(s, "no DNS reply");
-		}
-		return s;
-	}
-	answer_from_reply(s, reply);
+	resolver_conv_response(s, q->response);
 	return s;
 }
 
@@ -1037,7 +628,7 @@ answer_from_response(struct query *q)
  * Delivery.
  */
 static void
-deliver(struct waiter *w, struct stored *s)
+deliver(struct waiter *w, struct resolver_stored *s)
 {
 	struct resolver_answer a = s->a;
 	int64_t age = clock_now() - s->stored_at;
@@ -1053,7 +644,7 @@ waiter_free(struct waiter *w)
 {
 	if (w->ev)
 		event_free(w->ev);
-	stored_unref(w->s);
+	resolver_stored_unref(w->s);
 	free(w);
 }
 
@@ -1098,7 +689,7 @@ query_finish(evutil_socket_t fd, short what, void *arg)
 {
 	struct query *q = arg;
 	resolver_t *r = q->r;
-	struct stored *s;
+	struct resolver_stored *s;
 	struct waiter *w;
 
 	(void)fd;
@@ -1126,7 +717,7 @@ query_finish(evutil_socket_t fd, short what, void *arg)
 		deliver(w, s);
 		waiter_free(w);
 	}
-	stored_unref(s);
+	resolver_stored_unref(s);
 	query_free(q);
 }
 
@@ -1409,8 +1000,8 @@ lookup_fail(resolver_t *r, struct waiter *w, const char *name, int qtype,
 {
 	static const struct timeval zero = {0, 0};
 
-	w->s = stored_new(name, qtype);
-	fail(w->s, why);
+	w->s = resolver_stored_new(name, qtype);
+	resolver_stored_fail(w->s, why);
 	w->ev = evtimer_new(r->base, hit_cb, w);
 	evtimer_add(w->ev, &zero);
 	return w->id;

@@ -184,6 +184,12 @@ smtpd_b64_decode(const char *in, size_t len, unsigned char *out, size_t outsize)
 			if ((v[k] = b64_value((unsigned char)in[i + k])) < 0)
 				return -1;
 		}
+		/* RFC 4648 3.5: the bits that padding leaves over must be
+		 * zero, so that each string has exactly one encoding and no
+		 * two client lines decode alike. */
+		if ((pad == 2 && (v[1] & 15) != 0) ||
+		    (pad == 1 && (v[2] & 3) != 0))
+			return -1;
 		if (o + 3 - (size_t)pad > outsize)
 			return -1;
 		out[o++] = (unsigned char)(v[0] << 2 | v[1] >> 4);

@@ -59,8 +59,9 @@ int smtpd_passwd_check(
     const smtpd_passwd_t *, const char *user, const char *pass);
 
 /*
- * Strict base64 (RFC 4648 4, padding required) into out; "=" alone
- * decodes to nothing (RFC 4954 4). Returns the decoded length or -1.
+ * Strict base64 (RFC 4648 4, padding required, pad bits zero as 3.5
+ * allows us to demand) into out; "=" alone decodes to nothing (RFC 4954
+ * 4). Returns the decoded length or -1.
  */
 long smtpd_b64_decode(
     const char *in, size_t len, unsigned char *out, size_t outsize);

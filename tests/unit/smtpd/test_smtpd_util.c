@@ -132,6 +132,13 @@ test_base64(void)
 	CHECK_INT(smtpd_b64_decode("dXNl cg=", 8, out, sizeof(out)), -1);
 	CHECK_INT(smtpd_b64_decode("dXNlcg==dXNl", 12, out, sizeof(out)), -1);
 	CHECK_INT(smtpd_b64_decode("AHVzZXIAc2VjcmV0", 16, out, 11), -1);
+	/* Pad bits set (found by fuzz_smtpd_auth): "dXNlcg==" with the
+	 * last symbol's low bits nonzero is another spelling of "user". */
+	CHECK_INT(smtpd_b64_decode("dXNlch==", 8, out, sizeof(out)), -1);
+	CHECK_INT(smtpd_b64_decode("dNlcgN==", 8, out, sizeof(out)), -1);
+	CHECK_INT(smtpd_b64_decode("dXNlcjF=", 8, out, sizeof(out)), -1);
+	CHECK_INT(smtpd_b64_decode("dXNlcjE=", 8, out, sizeof(out)), 5);
+	CHECK(memcmp(out, "user1", 5) == 0);
 	CHECK_INT(smtpd_b64_encode(
 	              (const unsigned char *)"Username:", 9, enc, sizeof(enc)),
 	    12);
