@@ -90,6 +90,42 @@ load_config(const char *path, int explicit_path)
  * exist and settings that only make sense together. Returns the number of
  * problems, each printed as "FILE: what".
  */
+/* Every file strictmtad reads at start (as root, before it drops to
+ * mail_owner): a name that cannot be opened stops the daemon, so it is
+ * named here first. */
+static int
+check_files(const char *path, const struct config *cfg)
+{
+	const struct {
+		const char *name, *value;
+	} files[] = {
+	    {"smtpd_tls_cert_file", cfg->smtpd_tls_cert_file},
+	    {"smtpd_tls_key_file", cfg->smtpd_tls_key_file},
+	    {"smtpd_sasl_password_file", cfg->smtpd_sasl_password_file},
+	    {"transport_maps", cfg->transport_maps},
+	    {"smtp_tls_CAfile", cfg->smtp_tls_CAfile},
+	    {"mta_sts_CAfile", cfg->mta_sts_CAfile},
+	    {"dnssec_trust_anchor_file", cfg->dnssec_trust_anchor_file},
+	};
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		FILE *fp;
+
+		if (files[i].value == NULL || files[i].value[0] == '\0')
+			continue;
+		if ((fp = fopen(files[i].value, "re")) != NULL) {
+			fclose(fp);
+			continue;
+		}
+		fprintf(stderr, "strictmta: %s: %s: %s: %s\n", path,
+		    files[i].name, files[i].value, strerror(errno));
+		bad++;
+	}
+	return bad;
+}
+
 static int
 check_semantics(const char *path, const struct config *cfg)
 {
@@ -127,6 +163,7 @@ check_semantics(const char *path, const struct config *cfg)
 		    path);
 		bad++;
 	}
+	bad += check_files(path, cfg);
 	return bad;
 }
 

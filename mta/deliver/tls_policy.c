@@ -236,6 +236,16 @@ on_sts(void *arg, const struct sts_verdict *sv)
 	struct deliver_policy v;
 
 	r->sts_id = 0;
+	if (sv->policy == NULL && sv->local_failure) {
+		/* The domain publishes a policy and our side could not read
+		 * it: that is doubt, and doubt defers. */
+		init_verdict(&v, TLS_LEV_STS_ENFORCE, "mta-sts");
+		memcpy(v.status, "4.7.5", 6);
+		set_reason(&v, "MTA-STS policy of %s unknown: %s", r->domain,
+		    sv->note ? sv->note : "local error");
+		finish(r, &v);
+		return;
+	}
 	if (sv->policy == NULL || sv->policy->mode == STS_MODE_NONE) {
 		init_verdict(&v, r->tp->default_level, "config");
 		finish(r, &v);

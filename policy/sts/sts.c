@@ -63,6 +63,7 @@ struct sts_req {
 	char *addrs[STS_MAX_ADDRS];
 	size_t naddr;
 	buf_t *note;
+	int local_failure; /* the fetch failed for a reason of ours */
 	struct sts_req *next;
 };
 
@@ -208,6 +209,7 @@ finish(struct sts_req *r, const char *body, size_t len, const char *id,
 	v.id = policy ? id : "";
 	v.source = policy ? source : "none";
 	v.note = buf_len(r->note) ? buf_data(r->note) : NULL;
+	v.local_failure = policy == NULL && r->local_failure;
 	log_info("mta-sts: domain=%s, policy=%s, mode=%s, id=%s, source=%s%s%s",
 	    r->domain, policy ? "yes" : "no",
 	    policy ? sts_mode_name(policy->mode) : "-", v.id[0] ? v.id : "-",
@@ -246,7 +248,12 @@ on_fetch(void *arg, const struct sts_fetch_result *res)
 		buf_printf(r->note, "policy fetch failed: %s", res->error);
 		log_warn(
 		    "mta-sts: domain=%s: %s", r->domain, buf_data(r->note));
-		remember_failure(r->sts, r->domain, r->txt_id);
+		/* A local failure says nothing about the remote: not
+		 * remembered as the domain's, and no "no policy" verdict. */
+		if (res->local)
+			r->local_failure = 1;
+		else
+			remember_failure(r->sts, r->domain, r->txt_id);
 		finish_cached_or_none(r);
 		return;
 	}

@@ -38,6 +38,9 @@ struct sts_verdict {
 	const char *source; /* "cache", "fetch", or "none" */
 	const char *note; /* why no policy, or a warning kept for TLSRPT
 	                     ("TXT lookup failed; cached policy used") */
+	/* The domain publishes a policy that we could not fetch for a
+	 * reason of our own (policy is NULL): mail must wait. */
+	int local_failure;
 };
 
 typedef void sts_cb(void *arg, const struct sts_verdict *);

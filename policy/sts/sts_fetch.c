@@ -10,8 +10,11 @@
  *      size, parse the body (sts_parse.c), and call the owner back from a
  *      zero timer, so that the callback may start another fetch safely.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -42,7 +45,8 @@ struct sts_fetcher {
 	struct event *timer;
 	long timeout;
 	long port;
-	char *cafile;
+	char *ca_pem; /* the CA bundle, read before the privilege drop */
+	size_t ca_len;
 	uint64_t next_id;
 	struct sts_job *jobs;
 };
@@ -145,6 +149,61 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 	return n;
 }
 
+/* Where libcurl would look without CURLOPT_CAINFO (Debian's bundle). */
+#define STS_SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+#define STS_CA_MAX (16 << 20)
+
+/*
+ * Reads the CA bundle now, while the daemon is root: after the drop the
+ * file may be unreadable, and every fetch would then fail as "no
+ * policy". Which parameter named it goes into the message.
+ */
+static int
+load_ca(sts_fetcher_t *f, const struct config *cfg, buf_t *err)
+{
+	const char *name = "mta_sts_CAfile", *path = cfg->mta_sts_CAfile;
+	struct stat st;
+	FILE *fp;
+	size_t n;
+
+	if (path == NULL || path[0] == '\0') {
+		name = "smtp_tls_CAfile";
+		path = cfg->smtp_tls_CAfile;
+	}
+	if (path == NULL || path[0] == '\0') {
+		name = "the system CA bundle";
+		path = STS_SYSTEM_CA_BUNDLE;
+	}
+	fp = fopen(path, "re");
+	if (fp == NULL) {
+		buf_printf(err,
+		    "%s %s: %s (MTA-STS needs it to verify policy "
+		    "hosts)",
+		    name, path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size <= 0 || st.st_size > STS_CA_MAX) {
+		buf_printf(err, "%s %s: not a regular file of 1 byte to 16 MB",
+		    name, path);
+		fclose(fp);
+		return -1;
+	}
+	f->ca_pem = xmalloc((size_t)st.st_size + 1);
+	n = fread(f->ca_pem, 1, (size_t)st.st_size, fp);
+	fclose(fp);
+	f->ca_pem[n] = '\0';
+	if (n != (size_t)st.st_size ||
+	    strstr(f->ca_pem, "-----BEGIN CERTIFICATE-----") == NULL) {
+		buf_printf(err, "%s %s: no PEM certificate in it", name, path);
+		free(f->ca_pem);
+		f->ca_pem = NULL;
+		return -1;
+	}
+	f->ca_len = n;
+	return 0;
+}
+
 sts_fetcher_t *
 sts_fetcher_new(struct event_base *base, const struct config *cfg, buf_t *err)
 {
@@ -159,15 +218,15 @@ sts_fetcher_new(struct event_base *base, const struct config *cfg, buf_t *err)
 		global_done = 1;
 	}
 	f = xcalloc(1, sizeof(*f));
+	if (load_ca(f, cfg, err) < 0) {
+		free(f);
+		return NULL;
+	}
 	f->base = base;
 	f->multi = curl_multi_init();
 	f->timer = evtimer_new(base, on_timeout, f);
 	f->timeout = (long)cfg->mta_sts_fetch_timeout;
 	f->port = (long)cfg->mta_sts_port;
-	if (cfg->mta_sts_CAfile[0])
-		f->cafile = xstrdup(cfg->mta_sts_CAfile);
-	else if (cfg->smtp_tls_CAfile[0])
-		f->cafile = xstrdup(cfg->smtp_tls_CAfile);
 	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
 	curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
@@ -215,7 +274,7 @@ sts_fetcher_free(sts_fetcher_t *f)
 	}
 	curl_multi_cleanup(f->multi);
 	event_free(f->timer);
-	free(f->cafile);
+	free(f->ca_pem);
 	free(f);
 }
 
@@ -236,6 +295,7 @@ on_setup_failed(evutil_socket_t fd, short what, void *arg)
 	memset(&res, 0, sizeof(res));
 	res.domain = job->domain;
 	res.error = "local error: cannot set up the HTTPS fetch";
+	res.local = 1;
 	unlink_job(job->fetcher, job);
 	job->cb(job->arg, &res);
 	job_free(job);
@@ -290,9 +350,19 @@ sts_fetch(sts_fetcher_t *f, const char *domain, const char *const *addrs,
 	    curl_easy_setopt(job->easy, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
 	ok &= curl_easy_setopt(job->easy, CURLOPT_SSLVERSION,
 	          (long)CURL_SSLVERSION_TLSv1_2) == CURLE_OK;
-	if (f->cafile)
-		ok &= curl_easy_setopt(job->easy, CURLOPT_CAINFO, f->cafile) ==
+	{
+		struct curl_blob blob = {
+		    f->ca_pem, f->ca_len, CURL_BLOB_NOCOPY};
+
+		/* The bundle from memory; no file or directory is looked
+		 * at after the privilege drop. */
+		ok &= curl_easy_setopt(job->easy, CURLOPT_CAINFO_BLOB, &blob) ==
 		      CURLE_OK;
+		ok &= curl_easy_setopt(job->easy, CURLOPT_CAINFO, NULL) ==
+		      CURLE_OK;
+		ok &= curl_easy_setopt(job->easy, CURLOPT_CAPATH, NULL) ==
+		      CURLE_OK;
+	}
 	ok &= curl_easy_setopt(job->easy, CURLOPT_TIMEOUT, f->timeout) ==
 	      CURLE_OK;
 	ok &= curl_easy_setopt(job->easy, CURLOPT_CONNECTTIMEOUT, f->timeout) ==
@@ -332,6 +402,30 @@ sts_fetch_cancel(sts_fetcher_t *f, uint64_t id)
 			job_free(job);
 			return;
 		}
+}
+
+/* Curl results that say something about us, not about the policy host. */
+static int
+local_failure(CURLcode code)
+{
+	switch (code) {
+	case CURLE_FAILED_INIT:
+	case CURLE_OUT_OF_MEMORY:
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_NOT_BUILT_IN:
+	case CURLE_UNKNOWN_OPTION:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_BAD_FUNCTION_ARGUMENT:
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 /* Turns a finished transfer into a result; returns the error or NULL. */
@@ -397,6 +491,8 @@ check_done(sts_fetcher_t *f)
 		res.domain = job->domain;
 		res.error = judge(
 		    job, msg->data.result, &res.http_status, &policy, why);
+		res.local =
+		    res.error != NULL && local_failure(msg->data.result);
 		res.policy = policy;
 		res.body = buf_data(job->body);
 		res.len = buf_len(job->body);

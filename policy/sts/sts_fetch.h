@@ -6,7 +6,9 @@
  * The policy host's addresses come from the caller (looked up through the
  * project's resolver and pinned with CURLOPT_RESOLVE), so that curl never
  * does DNS of its own. Rules enforced: HTTPS only, the certificate valid
- * for mta-sts.<domain> under the Web PKI (system store, or mta_sts_CAfile),
+ * for mta-sts.<domain> under the Web PKI (mta_sts_CAfile, else
+ * smtp_tls_CAfile, else the system bundle: read once by sts_fetcher_new,
+ * before the daemon drops root, so that a fetch never opens a file),
  * TLS 1.2 or later, no redirects, only status 200, media type text/plain,
  * a body of at most 64 KiB, a time limit (mta_sts_fetch_timeout).
  *
@@ -34,10 +36,15 @@ struct sts_fetch_result {
 	size_t len;
 	long http_status; /* 0 when no HTTP response arrived */
 	const char *error; /* NULL on success, else why, for logs and CLI */
+	/* The failure is ours (no CA bundle, no memory, a set-up error),
+	 * not the policy host's: nothing was learned about the policy. */
+	int local;
 };
 
 typedef void sts_fetch_cb(void *arg, const struct sts_fetch_result *);
 
+/* NULL with "mta_sts_CAfile PATH: why" in err when the CA bundle cannot
+ * be read. */
 sts_fetcher_t *sts_fetcher_new(
     struct event_base *, const struct config *, buf_t *err);
 void sts_fetcher_free(sts_fetcher_t *); /* cancels all; NULL no-op */

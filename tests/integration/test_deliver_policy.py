@@ -383,6 +383,46 @@ class DeliverPolicy(unittest.TestCase):
             r"status=deferred" % q4, d=d))
         self.assertEqual(self.delivered("127.25.0.42", b"trn-4"), [])
 
+    def test_7_ca_bundle_read_at_start(self):
+        """The MTA-STS CA bundle is read while the daemon is root: a
+        bundle only root can read still verifies policy hosts after the
+        privilege drop (an enforce domain gets its mail, one with a
+        forged MX certificate does not), and a bundle that cannot be read
+        at all stops the start, naming the parameter and the file."""
+        d = smta.network_daemon("ca-root", self.net.env, "127.27.0.6", {})
+        self.addCleanup(d.cleanup)
+        ca = os.path.join(d.dir, "sts-ca.pem")
+        with open(d.params["mta_sts_CAfile"], "rb") as f, \
+                open(ca, "wb") as g:
+            g.write(f.read())
+        d.params["mta_sts_CAfile"] = ca
+        d.write_conf()
+        os.chmod(ca, 0o600)
+        os.chown(ca, 0, 0)
+        d.start()
+        q1 = self.send("user@enforce.sts.test", "ca-1", d=d)
+        q2 = self.send("user@badcert.sts.test", "ca-2", d=d)
+        line = self.wait_log(r"%s: to=<user@enforce\.sts\.test>, .*"
+                             r"status=sent .*level=sts-enforce" % q1, d=d)
+        self.assertIsNotNone(line, d.log_text(60))
+        smta.log(line.group(0))
+        line = self.wait_log(r"%s: to=<user@badcert\.sts\.test>, .*"
+                             r"dsn=4\.7\.5, status=deferred" % q2, d=d)
+        self.assertIsNotNone(line, d.log_text(60))
+        self.assertEqual(self.delivered("127.25.0.54", b"ca-2"), [])
+        d.stop()
+        # Gone: no start, and config check names it too.
+        os.unlink(ca)
+        p = d.cli("config", "check")
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn(("mta_sts_CAfile: %s: No such file" % ca).encode(),
+                      p.stderr)
+        with self.assertRaises(AssertionError) as cm:
+            d.start(timeout=10)
+        self.assertIn("mta_sts_CAfile %s: No such file or directory" % ca,
+                      str(cm.exception))
+        smta.log("start refused: mta_sts_CAfile %s missing" % ca)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
