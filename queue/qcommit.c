@@ -47,6 +47,7 @@ struct qitem {
 	void *arg;
 	int err;
 	int cancelled;
+	int update; /* 0: queue_put; else QCOMMIT_KEEP_HOLDS-style flags + 1 */
 	char qid[QUEUE_ID_SIZE];
 };
 
@@ -143,6 +144,18 @@ commit_batch(qcommit_t *qc, struct qlist *b)
 
 	for (it = b->head; it; it = it->next) {
 		buf_reset(err);
+		if (it->update) {
+			if ((it->update - 1) & QCOMMIT_KEEP_HOLDS)
+				queue_keep_holds(qc->q, it->env);
+			it->err = queue_update(qc->q, it->env);
+			if (it->err == QUEUE_OK)
+				ok++;
+			else if (it->err != QUEUE_ENOTFOUND)
+				log_warn("%s: queue update failed", it->qid);
+			queue_env_free(it->env);
+			it->env = NULL;
+			continue;
+		}
 		it->err = queue_put(qc->q, it->env, it->content, it->len, err);
 		if (it->err == QUEUE_EEXIST) {
 			/* Already stored by an earlier attempt. */
@@ -371,6 +384,27 @@ qcommit_submit(qcommit_t *qc, struct queue_env *env, char *content, size_t len,
 	it->env = env;
 	it->content = content;
 	it->len = len;
+	it->fn = fn;
+	it->arg = arg;
+	memcpy(it->qid, env->qid, sizeof(it->qid));
+	it->qid[QUEUE_ID_LEN] = '\0';
+	pthread_mutex_lock(&qc->lock);
+	ticket = it->ticket = qc->next_ticket++;
+	qlist_push(&qc->waiting, it);
+	pthread_cond_signal(&qc->cond);
+	pthread_mutex_unlock(&qc->lock);
+	return ticket;
+}
+
+uint64_t
+qcommit_update(qcommit_t *qc, struct queue_env *env, int flags,
+    qcommit_done_fn *fn, void *arg)
+{
+	struct qitem *it = xcalloc(1, sizeof(*it));
+	uint64_t ticket;
+
+	it->env = env;
+	it->update = flags + 1;
 	it->fn = fn;
 	it->arg = arg;
 	memcpy(it->qid, env->qid, sizeof(it->qid));

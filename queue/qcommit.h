@@ -1,9 +1,10 @@
 /*
  * qcommit - group commit of new messages off the event loop.
  *
- * A writer thread takes submitted messages, queue_put()s all that are
- * waiting, calls queue_sync() once for the batch, and then reports each
- * result back on the event loop's thread. So the SMTP listener never waits
+ * A writer thread takes submitted messages and envelope updates,
+ * queue_put()s or queue_update()s all that are waiting, in order, calls
+ * queue_sync() once for the batch, and then reports each result back on
+ * the event loop's thread. So the SMTP listener never waits
  * on the disk, and many messages finishing at once share one fsync.
  *
  * Ownership: qcommit_submit() takes env and content (freed by qcommit).
@@ -39,6 +40,15 @@ void qcommit_free(qcommit_t *);
 
 uint64_t qcommit_submit(qcommit_t *, struct queue_env *env, char *content,
     size_t len, qcommit_done_fn *, void *arg);
+/*
+ * Replaces a stored envelope (queue_update; with QCOMMIT_KEEP_HOLDS after
+ * queue_keep_holds), in order with the submissions before it and durable
+ * with the same batch's one sync. Takes env. fn may be NULL; err
+ * QUEUE_ENOTFOUND when the message is gone (an admin deleted it).
+ */
+#define QCOMMIT_KEEP_HOLDS 1
+uint64_t qcommit_update(qcommit_t *, struct queue_env *env, int flags,
+    qcommit_done_fn *, void *arg);
 void qcommit_cancel(qcommit_t *, uint64_t ticket);
 
 struct qcommit_stats {

@@ -770,6 +770,25 @@ queue_update(queue_t *q, const struct queue_env *env)
 	return queue_result(q, ret, "update", env->qid, NULL);
 }
 
+void
+queue_keep_holds(queue_t *q, struct queue_env *env)
+{
+	struct queue_env *cur = NULL;
+	size_t i;
+
+	if (queue_get(q, env->qid, &cur) != QUEUE_OK)
+		return;
+	if (cur->nrcpt == env->nrcpt)
+		for (i = 0; i < env->nrcpt; i++)
+			if (cur->rcpts[i].state == RCPT_HELD &&
+			    env->rcpts[i].state != RCPT_DELIVERED &&
+			    env->rcpts[i].state != RCPT_FAILED &&
+			    strcmp(cur->rcpts[i].address,
+			        env->rcpts[i].address) == 0)
+				env->rcpts[i].state = RCPT_HELD;
+	queue_env_free(cur);
+}
+
 struct delete_arg {
 	char qid[QUEUE_ID_SIZE];
 	uint64_t size;

@@ -159,6 +159,13 @@ int queue_get_content(queue_t *, const char *qid, buf_t *out);
  * syncs after each delivery batch.
  */
 int queue_update(queue_t *, const struct queue_env *);
+/*
+ * An admin may hold recipients while a delivery attempt is under way; the
+ * attempt's copy of the envelope predates that. A recipient of env that
+ * the attempt did not finish (delivered or failed) is set held when the
+ * stored envelope says so. Call it just before queue_update().
+ */
+void queue_keep_holds(queue_t *, struct queue_env *env);
 int queue_delete(queue_t *, const char *qid);
 
 /*

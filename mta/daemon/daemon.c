@@ -617,6 +617,8 @@ load_services(daemon_t *d, int *exit_code, buf_t *err)
 		return -1;
 	}
 	tls_policy_attach(d->tls_policy, d->deliver);
+	/* Delivery results and DSNs are written by the commit thread. */
+	deliver_set_commit(d->deliver, d->commit);
 	memset(&sp, 0, sizeof(sp));
 	sp.base = d->base;
 	sp.cfg = d->cfg;

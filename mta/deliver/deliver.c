@@ -58,6 +58,9 @@
 /* Envelope updates of unfinished messages are written together, this
  * often (ms), with one log flush for all of them. */
 #define ENV_FLUSH_MSEC 200
+/* Buckets counting queue writes in the writer's hands, by queue ID hash:
+ * a message with one is not started again until it is written. */
+#define PENDING_BUCKETS 65536
 
 #define DEST_REQUIRETLS 1
 #define DEST_TLS_OPTIONAL 2
@@ -205,6 +208,22 @@ struct deliver {
 	size_t ndue, due_next;
 	struct event *start_ev;
 	struct event *flush_ev; /* writes dirty envelopes (ENV_FLUSH_MSEC) */
+	qcommit_t *commit; /* the writer thread, or NULL (unit tests) */
+	struct qwrite *qwrites; /* ours, in the writer's hands */
+	unsigned *pending; /* PENDING_BUCKETS counts */
+};
+
+/* A write of ours that the writer thread holds: its callback is
+ * cancelled by deliver_free, and its message is not started again
+ * before it is written. */
+struct qwrite {
+	struct qwrite *prev, *next;
+	deliver_t *d;
+	uint64_t ticket;
+	char qid[QUEUE_ID_SIZE]; /* the message the write is about */
+	int kind; /* a DELIVER_DSN_* kind, or -1: an envelope update */
+	char bqid[QUEUE_ID_SIZE]; /* a DSN's own ID */
+	struct dmsg *m; /* a failure DSN: the message that waits for it */
 };
 
 static void dest_pump(struct dest *);
@@ -565,9 +584,111 @@ wants_delay_dsn(const struct queue_rcpt *r)
 	return r->notify == 0 || (r->notify & DSN_NOTIFY_DELAY);
 }
 
+static void write_env(deliver_t *, struct dmsg *, int apply_failures, int);
+
+static unsigned
+pending_bucket(const char *qid)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *qid; qid++) {
+		h ^= (unsigned char)*qid;
+		h *= 16777619u;
+	}
+	return h % PENDING_BUCKETS;
+}
+
+/* A collision only makes another message wait for the next run. */
+static int
+write_pending(const deliver_t *d, const char *qid)
+{
+	return d->pending != NULL && d->pending[pending_bucket(qid)] > 0;
+}
+
+static struct qwrite *
+qwrite_new(deliver_t *d, const char *qid, int kind)
+{
+	struct qwrite *w = xcalloc(1, sizeof(*w));
+
+	w->d = d;
+	w->kind = kind;
+	snprintf(w->qid, sizeof(w->qid), "%s", qid);
+	if (d->pending == NULL)
+		d->pending = xcalloc(PENDING_BUCKETS, sizeof(*d->pending));
+	d->pending[pending_bucket(w->qid)]++;
+	w->next = d->qwrites;
+	if (d->qwrites)
+		d->qwrites->prev = w;
+	d->qwrites = w;
+	return w;
+}
+
+static void
+qwrite_free(struct qwrite *w)
+{
+	deliver_t *d = w->d;
+
+	d->pending[pending_bucket(w->qid)]--;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		d->qwrites = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	free(w);
+}
+
+static void
+update_done(void *arg, int err, const char *qid)
+{
+	struct qwrite *w = arg;
+
+	if (err != QUEUE_OK && err != QUEUE_ENOTFOUND)
+		log_warn("%s: cannot update the queue (attempt will be "
+		         "repeated)",
+		    qid);
+	qwrite_free(w);
+}
+
+static const char *
+dsn_kind_name(int kind)
+{
+	return kind == DELIVER_DSN_DELAYED   ? "delay"
+	       : kind == DELIVER_DSN_RELAYED ? "success"
+	                                     : "non-delivery";
+}
+
+/* The DSN is durable (or not): a message waiting for its failure DSN
+ * gets its failures written now, or kept for a retry. */
+static void
+dsn_done(void *arg, int err, const char *bqid)
+{
+	struct qwrite *w = arg;
+	deliver_t *d = w->d;
+	struct dmsg *m = w->m;
+
+	(void)bqid;
+	if (err == QUEUE_OK) {
+		d->st.dsns++;
+		log_info("%s: sender %s notification: %s", w->qid,
+		    dsn_kind_name(w->kind), w->bqid);
+	} else {
+		log_warn("%s: cannot queue the DSN", w->qid);
+	}
+	qwrite_free(w);
+	if (m != NULL) {
+		write_env(d, m, err == QUEUE_OK, 1);
+		msg_free(d, m);
+		deliver_kick(d);
+	}
+}
+
 /*
  * Queues one DSN to the sender (kind: DELIVER_DSN_*): failures, a delay
  * warning for the recipients still deferred, or a "relayed" notice.
+ * Returns 0 when it is durable or none is due, -1 on failure, and 1 when
+ * the writer thread has it: then a failure DSN ends the message from
+ * dsn_done.
  */
 static int
 send_bounce(deliver_t *d, struct dmsg *m, int kind)
@@ -655,6 +776,19 @@ send_bounce(deliver_t *d, struct dmsg *m, int kind)
 		benv->flags |= QENV_SMTPUTF8;
 	benv->client = xstrdup("local");
 	queue_env_add_rcpt(benv, env->sender, NULL, DSN_NOTIFY_NEVER);
+	if (d->commit != NULL) {
+		struct qwrite *w = qwrite_new(d, env->qid, kind);
+		size_t len;
+		char *content = buf_steal(out, &len);
+
+		memcpy(w->bqid, bqid, sizeof(bqid));
+		if (kind == DELIVER_DSN_FAILED)
+			w->m = m;
+		w->ticket =
+		    qcommit_submit(d->commit, benv, content, len, dsn_done, w);
+		buf_free(out);
+		return 1;
+	}
 	err = buf_new(512);
 	rc = queue_put(d->q, benv, buf_data(out), buf_len(out), err);
 	if (rc == QUEUE_OK)
@@ -665,39 +799,12 @@ send_bounce(deliver_t *d, struct dmsg *m, int kind)
 	} else {
 		d->st.dsns++;
 		log_info("%s: sender %s notification: %s", env->qid,
-		    kind == DELIVER_DSN_DELAYED   ? "delay"
-		    : kind == DELIVER_DSN_RELAYED ? "success"
-		                                  : "non-delivery",
-		    bqid);
+		    dsn_kind_name(kind), bqid);
 	}
 	buf_free(err);
 	buf_free(out);
 	queue_env_free(benv);
 	return rc == QUEUE_OK ? 0 : -1;
-}
-
-/*
- * An admin may hold recipients while an attempt is under way; our copy of
- * the envelope predates that. A recipient that this attempt did not
- * finish (delivered or failed) stays held as the queue now says.
- */
-static void
-keep_admin_holds(deliver_t *d, struct queue_env *env)
-{
-	struct queue_env *cur = NULL;
-	size_t i;
-
-	if (queue_get(d->q, env->qid, &cur) != QUEUE_OK)
-		return;
-	if (cur->nrcpt == env->nrcpt)
-		for (i = 0; i < env->nrcpt; i++)
-			if (cur->rcpts[i].state == RCPT_HELD &&
-			    env->rcpts[i].state != RCPT_DELIVERED &&
-			    env->rcpts[i].state != RCPT_FAILED &&
-			    strcmp(cur->rcpts[i].address,
-			        env->rcpts[i].address) == 0)
-				env->rcpts[i].state = RCPT_HELD;
-	queue_env_free(cur);
 }
 
 /*
@@ -708,7 +815,7 @@ keep_admin_holds(deliver_t *d, struct queue_env *env)
 static void
 write_env(deliver_t *d, struct dmsg *m, int apply_failures, int sync)
 {
-	buf_t *err = buf_new(512);
+	buf_t *err;
 	size_t i;
 	int rc;
 
@@ -727,7 +834,15 @@ write_env(deliver_t *d, struct dmsg *m, int apply_failures, int sync)
 			    clock_now() + d->cfg->minimal_backoff_time;
 		}
 	}
-	keep_admin_holds(d, m->env);
+	if (d->commit != NULL) {
+		struct qwrite *w = qwrite_new(d, m->env->qid, -1);
+
+		w->ticket = qcommit_update(d->commit, queue_env_dup(m->env),
+		    QCOMMIT_KEEP_HOLDS, update_done, w);
+		return;
+	}
+	err = buf_new(512);
+	queue_keep_holds(d->q, m->env);
 	rc = queue_update(d->q, m->env);
 	if (rc == QUEUE_OK && sync)
 		rc = queue_sync(d->q, err);
@@ -757,7 +872,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
 			write_env(d, m, 0, 0);
 			n++;
 		}
-	if (n > 0 && queue_sync(d->q, err) != QUEUE_OK)
+	if (n > 0 && d->commit == NULL && queue_sync(d->q, err) != QUEUE_OK)
 		log_warn("cannot flush the queue log: %s", buf_data(err));
 	buf_free(err);
 }
@@ -766,7 +881,7 @@ static void
 msg_job_finished(deliver_t *d, struct dmsg *m)
 {
 	size_t i;
-	int anyfail = 0;
+	int anyfail = 0, rc;
 
 	m->njobs--;
 	if (m->njobs > 0) {
@@ -787,16 +902,16 @@ msg_job_finished(deliver_t *d, struct dmsg *m)
 	    clock_now() - m->env->arrival >= d->cfg->delay_warning_time &&
 	    m->env->sender[0] != '\0' && !(m->env->flags & QENV_BOUNCE) &&
 	    queue_env_next_due(m->env) >= 0 &&
-	    send_bounce(d, m, DELIVER_DSN_DELAYED) == 0)
+	    send_bounce(d, m, DELIVER_DSN_DELAYED) >= 0)
 		m->env->flags |= QENV_WARNED;
 	for (i = 0; i < m->env->nrcpt && !m->relayed[i]; i++)
 		;
 	if (i < m->env->nrcpt)
 		send_bounce(d, m, DELIVER_DSN_RELAYED); /* best effort */
-	if (anyfail && send_bounce(d, m, DELIVER_DSN_FAILED) < 0)
-		write_env(d, m, 0, 1);
-	else
-		write_env(d, m, 1, 1);
+	rc = anyfail ? send_bounce(d, m, DELIVER_DSN_FAILED) : 0;
+	if (rc == 1)
+		return; /* dsn_done ends the message */
+	write_env(d, m, rc == 0, 1);
 	msg_free(d, m);
 	deliver_kick(d);
 }
@@ -1799,7 +1914,7 @@ due_visit(void *arg, const struct queue_env *env)
 	    ((l->n > 0 || l->d->nmsgs > 0) &&
 	        l->d->msg_bytes + l->bytes + env->size > MAX_IN_FLIGHT_BYTES))
 		return 1;
-	if (msg_find(l->d, env->qid) != NULL)
+	if (msg_find(l->d, env->qid) != NULL || write_pending(l->d, env->qid))
 		return 0;
 	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
 	l->v[l->n++] = queue_env_dup(env);
@@ -2047,6 +2162,12 @@ deliver_new(struct event_base *base, const struct config *cfg, queue_t *q,
 }
 
 void
+deliver_set_commit(deliver_t *d, qcommit_t *qc)
+{
+	d->commit = qc;
+}
+
+void
 deliver_set_policy(deliver_t *d, deliver_policy_fn *fn,
     deliver_policy_cancel_fn *cancel, void *arg)
 {
@@ -2088,8 +2209,16 @@ deliver_free(deliver_t *d)
 			job_free(j);
 		dest_free(t);
 	}
-	/* Changes not yet written: written now, before the queue closes. */
+	/* Changes not yet written: written now, before the queue closes.
+	 * The writer commits what it was given; only our callbacks go. A
+	 * message that waited for its failure DSN is tried again after the
+	 * restart (its failures were not written: at worst a second DSN). */
 	flush_cb(-1, 0, d);
+	while (d->qwrites != NULL) {
+		qcommit_cancel(d->commit, d->qwrites->ticket);
+		qwrite_free(d->qwrites);
+	}
+	free(d->pending);
 	while (d->msgs != NULL)
 		msg_free(d, d->msgs);
 	if (d->due != NULL) {

@@ -23,6 +23,7 @@
 
 #include "mta/smtp/smtp.h"
 #include "mta/util/buf.h"
+#include "queue/qcommit.h"
 #include "queue/queue.h"
 #include "resolver/resolver.h"
 
@@ -33,6 +34,10 @@ typedef struct deliver deliver_t;
 /* NULL with err set when transport_maps or smtp_tls_CAfile is unusable. */
 deliver_t *deliver_new(struct event_base *, const struct config *, queue_t *,
     resolver_t *, buf_t *err);
+/* Envelope updates and DSNs go through qc's writer thread from now on
+ * (qc outlives the deliver). Without it they are written and synced on
+ * the caller's thread, which only the unit tests do. */
+void deliver_set_commit(deliver_t *, qcommit_t *qc);
 /* Look at the time index now (new mail, flush, release). Cheap; the run
  * happens from the event loop. */
 void deliver_kick(deliver_t *);
