@@ -40,6 +40,7 @@
 #include "mta/util/clock.h"
 #include "mta/util/config.h"
 #include "mta/util/log.h"
+#include "mta/util/qid.h"
 #include "mta/util/xalloc.h"
 
 #define MAX_IN_FLIGHT 1000 /* messages held in memory at once */
@@ -369,13 +370,27 @@ struct attempt {
 	int64_t setup_usec;
 };
 
+/* The arrival to the microsecond: the queue ID holds it (qid.h), the
+ * envelope only whole seconds. An ID made in another second (a clock
+ * step, an imported file) falls back to the envelope's. */
+static int64_t
+arrival_usec(const struct queue_env *env)
+{
+	long long us = qid_usec(env->qid);
+
+	if (us >= 0 && us / 1000000 >= env->arrival - 1 &&
+	    us / 1000000 <= env->arrival + 1)
+		return (int64_t)us;
+	return env->arrival * 1000000;
+}
+
 static void
 log_rcpt(deliver_t *d, struct job *j, size_t k, const struct attempt *a,
     const char *status, const char *dsn, const char *text, int64_t now_us)
 {
 	const struct queue_env *env = j->m->env;
 	buf_t *b = buf_new(4096);
-	int64_t arr = env->arrival * 1000000;
+	int64_t arr = arrival_usec(env);
 	int64_t qa = j->t_created - arr, ca = a->setup_usec;
 	int64_t sent = j->t_sent ? j->t_sent : now_us;
 	int64_t qb = sent - j->t_created - ca;

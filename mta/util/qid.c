@@ -43,6 +43,19 @@ qid_new(char out[QID_SIZE])
 	    (unsigned long long)usec & 0xFFFFFFFFFFFFFULL, low & 0xfff);
 }
 
+long long
+qid_usec(const char *s)
+{
+	long long v = 0;
+	size_t i;
+
+	if (!qid_valid(s))
+		return -1;
+	for (i = 0; i < 13; i++)
+		v = v * 16 + (s[i] <= '9' ? s[i] - '0' : s[i] - 'A' + 10);
+	return v;
+}
+
 int
 qid_valid(const char *s)
 {

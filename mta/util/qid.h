@@ -14,5 +14,8 @@
 void qid_new(char out[QID_SIZE]); /* thread-safe */
 /* Nonzero when s is exactly QID_LEN uppercase hex digits. */
 int qid_valid(const char *s);
+/* The microseconds since the epoch that a valid ID was made at; -1 for an
+ * invalid one. Arrival to the microsecond, for delays= in log lines. */
+long long qid_usec(const char *s);
 
 #endif
