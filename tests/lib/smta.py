@@ -641,7 +641,8 @@ class SmtpConn:
 
 class Sink(threading.Thread):
     """A minimal SMTP server on host (no extensions) that keeps every
-    message, one thread per session; for tests that need mail to arrive
+    message, one thread per session, and refuses recipients whose local
+    part starts with "reject" (550 5.1.1); for tests that need mail to arrive
     somewhere and nothing more (tests/net/smtp_sink.py is the strict
     one). Raises SkipTest when host cannot be bound."""
 
@@ -695,7 +696,12 @@ class Sink(threading.Thread):
             if verb in (b"EHLO", b"HELO"):
                 c.sendall(b"250 sink.test\r\n")
             elif verb == b"RCPT":
-                rcpts.append(line[8:].strip(b"\r\n <>").decode())
+                rcpt = line[8:].strip(b"\r\n <>").decode()
+                # A recipient named reject...@ is refused for good.
+                if rcpt.startswith("reject"):
+                    c.sendall(b"550 5.1.1 no such user here\r\n")
+                    continue
+                rcpts.append(rcpt)
                 c.sendall(b"250 ok\r\n")
             elif verb == b"DATA":
                 c.sendall(b"354 go on\r\n")
