@@ -97,6 +97,7 @@ struct resolver {
 	getdns_dict *ext;
 	long long timeout;
 	size_t cache_max;
+	uint32_t fail_ttl; /* dns_failure_cache_time: a TEMPFAIL is kept */
 	struct htab cache, queries, waiters;
 	struct centry *oldest, *newest;
 	uint64_t next_id;
@@ -554,10 +555,13 @@ cache_store(resolver_t *r, const char *key, struct resolver_stored *s)
 {
 	struct centry *e;
 
-	/* Temporary failures are not kept (the shared in-flight query
-	 * already folds concurrent lookups into one); bogus ones are. */
-	if (r->cache_max == 0 || s->a.ttl == 0 ||
-	    (s->a.rcode == RESOLVER_TEMPFAIL && s->a.dnssec != DNSSEC_BOGUS))
+	/* A temporary failure (a timeout, SERVFAIL) is kept briefly, so
+	 * that every new connection to a destination whose DNS is down
+	 * does not wait dns_timeout again; bogus answers keep their own
+	 * time. */
+	if (s->a.rcode == RESOLVER_TEMPFAIL && s->a.dnssec != DNSSEC_BOGUS)
+		s->a.ttl = r->fail_ttl;
+	if (r->cache_max == 0 || s->a.ttl == 0)
 		return;
 	if ((e = cache_find(r, key)) != NULL)
 		cache_unlink(r, e);
@@ -895,6 +899,7 @@ resolver_new(struct event_base *base, const struct config *cfg, buf_t *err)
 	r->timeout = cfg->dns_timeout;
 	r->cache_max =
 	    cfg->dns_cache_size > 0 ? (size_t)cfg->dns_cache_size : 0;
+	r->fail_ttl = (uint32_t)cfg->dns_failure_cache_time;
 	r->next_id = 1;
 	while (nb < r->cache_max / 2 && nb < (1u << 20))
 		nb *= 2;

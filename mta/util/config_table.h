@@ -183,6 +183,9 @@ CFG(dnssec_trust_anchor_file, STR, "", 0, 0, "",
     "Trust anchor file (DS or DNSKEY records, zone file format); empty: the "
     "system's root anchor.")
 CFG(dns_timeout, TIME, "10s", 1, 300, "", "Time limit for one DNS lookup.")
+CFG(dns_failure_cache_time, TIME, "10s", 0, 3600, "",
+    "How long a failed lookup (timeout, SERVFAIL) is remembered before it "
+    "is asked again; NXDOMAIN and NODATA keep their RFC 2308 negative TTL.")
 CFG(dns_cache_size, INT, "10000", 0, 1000000, "",
     "Most answers kept in the resolver's cache (oldest evicted first); 0: no "
     "cache, concurrent lookups still share one query.")

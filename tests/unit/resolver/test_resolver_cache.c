@@ -268,11 +268,21 @@ test_shared_and_tempfail(void)
 		CHECK_INT(g[i].nrr, 0);
 		CHECK(g[i].why[0] != '\0');
 	}
-	/* a temporary failure is not cached */
+	/* a temporary failure is kept for dns_failure_cache_time (10 s):
+	 * the next connection does not wait dns_timeout again */
+	memset(g, 0, sizeof(g));
+	lookup(r, "shared.example", RESOLVER_TLSA, &g[0]);
+	run_until(&g[0].calls, 1, 10);
+	resolver_get_stats(r, &st);
+	CHECK_INT(st.queries, 1);
+	CHECK_INT(g[0].a.rcode, RESOLVER_TEMPFAIL);
+	/* and asked again once that time is over */
+	clock_set_fake(clock_now() + 11);
 	memset(g, 0, sizeof(g));
 	lookup(r, "shared.example", RESOLVER_TLSA, &g[0]);
 	resolver_get_stats(r, &st);
 	CHECK_INT(st.queries, 2);
+	clock_set_fake(0);
 	resolver_free(r);
 }
 
