@@ -1873,6 +1873,14 @@ deliver_new(struct event_base *base, const struct config *cfg, queue_t *q,
 }
 
 void
+deliver_set_queue(deliver_t *d, queue_t *q)
+{
+	if (d->q != NULL || q == NULL)
+		abort();
+	d->q = q;
+}
+
+void
 deliver_set_policy(deliver_t *d, deliver_policy_fn *fn,
     deliver_policy_cancel_fn *cancel, void *arg)
 {

@@ -1411,6 +1411,14 @@ fail:
 	return NULL;
 }
 
+void
+smtpd_set_commit(smtpd_t *sd, qcommit_t *commit)
+{
+	if (sd->commit != NULL || commit == NULL)
+		abort();
+	sd->commit = commit;
+}
+
 int
 smtpd_bind(const char *addrport, buf_t *err)
 {
