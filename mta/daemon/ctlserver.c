@@ -126,6 +126,7 @@ ctlsrv_open(daemon_t *d, buf_t *err)
 	r = bind(srv->fd, (struct sockaddr *)&sun, sizeof(sun));
 	e = errno;
 	umask(old_mask);
+	srv->bound = r == 0;
 	if (daemon_act_as_root(d, err) < 0)
 		goto fail;
 	if (r < 0 || listen(srv->fd, 16) < 0) {
@@ -133,7 +134,6 @@ ctlsrv_open(daemon_t *d, buf_t *err)
 		    strerror(r < 0 ? e : errno));
 		goto fail;
 	}
-	srv->bound = 1;
 	return srv;
 fail:
 	ctlsrv_free(srv);

@@ -49,7 +49,7 @@ test_trusted_rule(void)
 static void
 test_walk(void)
 {
-	char path[256], last[64];
+	char path[256], dir[128], last[64];
 	buf_t *err = buf_new(1024);
 	int fd;
 
@@ -90,15 +90,14 @@ test_walk(void)
 	/* Checked: a folder anyone may write is refused, by name. */
 	snprintf(path, sizeof(path), "%s/d/file", top);
 	if (geteuid() == 0) {
-		snprintf(last, sizeof(last), "%s/d", top);
-		chmod(last, 0757);
+		snprintf(dir, sizeof(dir), "%s/d", top);
+		chmod(dir, 0757);
 		CHECK_INT(
 		    safepath_open_parent(path, 1, last, sizeof(last), err), -1);
 		CHECK(contains(err, "/d: can be changed by others than root"));
 		CHECK(contains(err, "mode 0757"));
 		buf_reset(err);
-		snprintf(last, sizeof(last), "%s/d", top);
-		chmod(last, 01777);
+		chmod(dir, 01777);
 		fd = safepath_open_parent(path, 1, last, sizeof(last), err);
 		CHECK(fd >= 0); /* sticky, like /tmp */
 		if (fd >= 0)
