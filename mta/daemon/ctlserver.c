@@ -1,8 +1,9 @@
 /*
  * ctlserver - the daemon's end of the control socket (mta/cli/control.h).
  *
- * The socket is made while the daemon is still root, owned by mail_owner
- * and admin_group (or mail_owner's group), mode 0660, in private/ (0750).
+ * The socket is made before the privilege drop but with mail_owner's
+ * effective ids (see ctlsrv_open), owned by mail_owner and admin_group (or
+ * mail_owner's group), mode 0660, in private/ (0750).
  * The folder and mode keep strangers out; SO_PEERCRED is checked as well,
  * so that a mistaken chmod does not open the queue to everyone.
  *
@@ -12,6 +13,7 @@
  * and writes of one database, and the admin waits for the answer anyway.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -42,6 +44,13 @@
 #define CTL_LIST_SOFT (128u << 20) /* a listing stops here */
 #define CTL_PEER_GROUPS 256
 
+/* The socket's name inside private/. */
+static const char *
+ctlsrv_leaf(void)
+{
+	return strrchr(CONTROL_SOCKET_NAME, '/') + 1;
+}
+
 struct ctl_conn {
 	struct ctlsrv *srv;
 	struct bufferevent *bev;
@@ -55,12 +64,23 @@ struct ctl_conn {
 struct ctlsrv {
 	daemon_t *d;
 	int fd;
-	char *path;
+	int bound; /* the socket file is ours to remove */
+	char *path; /* for messages and bind(); see ctlsrv_open */
 	struct event *ev;
 	struct ctl_conn *conns;
 	unsigned nconns;
 };
 
+/*
+ * private/ is mail_owner's: whatever root did there by path would follow a
+ * link that mail_owner put in its place (a chown after the bind handed any
+ * root file to mail_owner). So the old socket is removed and the new one
+ * bound with mail_owner's effective uid and the socket's group as the
+ * effective gid: the kernel gives the new file those ids, the umask gives
+ * it 0660, and a path that was redirected leads only where mail_owner
+ * could write anyway. Nothing is changed by path afterwards. (fchown on a
+ * socket before bind() does not set the file's owner on Linux.)
+ */
 struct ctlsrv *
 ctlsrv_open(daemon_t *d, buf_t *err)
 {
@@ -68,6 +88,8 @@ ctlsrv_open(daemon_t *d, buf_t *err)
 	struct sockaddr_un sun;
 	buf_t *p = buf_new(4096);
 	gid_t gid = d->have_admin_gid ? d->admin_gid : d->owner_gid;
+	mode_t old_mask;
+	int r, e;
 
 	srv->d = d;
 	srv->fd = -1;
@@ -82,25 +104,34 @@ ctlsrv_open(daemon_t *d, buf_t *err)
 		goto fail;
 	}
 	memcpy(sun.sun_path, srv->path, strlen(srv->path) + 1);
-	/* We hold the pid file lock, so a socket here is a stale one. */
-	if (unlink(srv->path) < 0 && errno != ENOENT) {
-		buf_printf(err, "%s: cannot remove the old socket: %s",
-		    srv->path, strerror(errno));
-		goto fail;
-	}
 	srv->fd =
 	    socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (srv->fd < 0 ||
-	    bind(srv->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    listen(srv->fd, 16) < 0) {
-		buf_printf(
-		    err, "%s: cannot listen: %s", srv->path, strerror(errno));
+	if (srv->fd < 0) {
+		buf_printf(err, "%s: socket: %s", srv->path, strerror(errno));
 		goto fail;
 	}
-	if ((d->as_root && chown(srv->path, d->owner_uid, gid) < 0) ||
-	    chmod(srv->path, 0660) < 0) {
-		buf_printf(err, "%s: cannot set owner and mode: %s", srv->path,
-		    strerror(errno));
+	if (daemon_act_as_owner(d, gid, err) < 0)
+		goto fail;
+	old_mask = umask(0117);
+	/* We hold the pid file lock, so a socket here is a stale one. */
+	r = unlinkat(d->private_dir_fd, ctlsrv_leaf(), 0);
+	if (r < 0 && errno != ENOENT) {
+		e = errno;
+		umask(old_mask);
+		daemon_act_as_root(d, err);
+		buf_printf(err, "%s: cannot remove the old socket: %s",
+		    srv->path, strerror(e));
+		goto fail;
+	}
+	r = bind(srv->fd, (struct sockaddr *)&sun, sizeof(sun));
+	e = errno;
+	umask(old_mask);
+	srv->bound = r == 0;
+	if (daemon_act_as_root(d, err) < 0)
+		goto fail;
+	if (r < 0 || listen(srv->fd, 16) < 0) {
+		buf_printf(err, "%s: cannot listen: %s", srv->path,
+		    strerror(r < 0 ? e : errno));
 		goto fail;
 	}
 	return srv;
@@ -820,10 +851,12 @@ ctlsrv_free(struct ctlsrv *srv)
 		conn_free(srv->conns);
 	if (srv->ev)
 		event_free(srv->ev);
-	if (srv->fd >= 0) {
+	/* Relative to the folder opened at start-up: this may run as root
+	 * (a failed start), and private/ is mail_owner's. */
+	if (srv->bound && srv->d->private_dir_fd >= 0)
+		unlinkat(srv->d->private_dir_fd, ctlsrv_leaf(), 0);
+	if (srv->fd >= 0)
 		close(srv->fd);
-		unlink(srv->path);
-	}
 	free(srv->path);
 	free(srv);
 }

@@ -3,17 +3,22 @@
  *
  * Outline of daemon_new():
  *   1. resolve mail_owner, setgid_group and admin_group (names -> ids);
- *   2. create the queue_directory layout with owners and modes;
- *   3. lock pid/master.pid, so two daemons never share one queue;
- *   4. bind smtpd_listen, smtps_listen and the control socket (as root);
+ *   2. create the queue_directory layout with owners and modes, walking
+ *      the path without following links and keeping the queue folder,
+ *      pid/ and private/ open; check that mail_owner can reach the queue;
+ *   3. lock pid/master.pid (with mail_owner's effective ids), so two
+ *      daemons never share one queue;
+ *   4. bind smtpd_listen and smtps_listen (as root) and the control
+ *      socket (with mail_owner's effective ids);
  *   5. daemonize if asked (the parent waits for a "ready" byte);
- *   6. groups (with setgid_group); open the queue and start group commit
- *      with mail_owner's effective ids, so its files are mail_owner's;
- *   7. as root again, create the modules that read root-only files
- *      (resolver, delivery, the SMTP listener with its TLS key);
- *   8. drop root for good (gid, uid; checked), write the pid, start
- *      listening, the control server, the maildrop import, the
- *      checkpoint timer and the signal events.
+ *   6. as root, create the modules that read root-only files (resolver,
+ *      delivery, the SMTP listener with its TLS key), without the queue;
+ *   7. drop root for good (groups with setgid_group, gid, uid; checked),
+ *      then open the queue, group commit and the MTA-STS cache;
+ *   8. write the pid, start listening, the control server, the maildrop
+ *      import, the checkpoint timer and the signal events.
+ * No root operation names a path inside a folder that mail_owner can
+ * write (docs/trust-model.md).
  * Every step can fail with a message and the exit code; nothing keeps
  * running after a failure.
  */
@@ -37,8 +42,9 @@
 #include "mta/deliver/tls_policy.h"
 #include "mta/util/clock.h"
 #include "mta/util/log.h"
+#include "mta/util/safepath.h"
 #include "mta/util/xalloc.h"
-#include "policy/sts/sts_cache.h"
+#include "policy/sts/sts_fetch.h"
 
 #define DAEMON_CHECKPOINT_INTERVAL 60 /* seconds, see queue_checkpoint() */
 #define DAEMON_STOP_GRACE 1 /* seconds for commits in flight */
@@ -127,23 +133,81 @@ resolve_ids(daemon_t *d, buf_t *err)
 }
 
 /*
- * Makes one folder with exact owner and mode, without following a symlink
- * (someone with write access to the parent must not redirect our chown).
+ * Opens the folder that holds queue_directory and puts the last path
+ * component in last. As root every folder from "/" down must be root's
+ * alone and no link (safepath.h): whoever could write to one of them
+ * could swap the queue for a link between our checks and our chowns.
+ * Without root nothing is at stake and the path is opened as given.
  */
 static int
-make_dir(const daemon_t *d, const char *path, mode_t mode, uid_t uid, gid_t gid,
-    buf_t *err)
+open_qdir_parent(const daemon_t *d, char *last, size_t lastlen, buf_t *err)
+{
+	buf_t *why;
+	char *parent, *slash;
+	int fd;
+
+	if (d->as_root) {
+		why = buf_new(4096);
+		fd = safepath_open_parent(d->qdir, 1, last, lastlen, why);
+		if (fd < 0)
+			buf_printf(err, "queue_directory: %s%s", buf_data(why),
+			    strstr(buf_data(why), "symbolic link") ||
+			            strstr(buf_data(why), "others than root")
+			        ? " (every folder above the queue must be "
+			          "root's alone, not a link)"
+			        : "");
+		buf_free(why);
+		return fd;
+	}
+	parent = xstrdup(d->qdir);
+	while (strlen(parent) > 1 && parent[strlen(parent) - 1] == '/')
+		parent[strlen(parent) - 1] = '\0';
+	slash = strrchr(parent, '/');
+	if (slash == NULL || slash[1] == '\0' || strlen(slash + 1) >= lastlen) {
+		buf_printf(err, "queue_directory: '%s' does not name a folder",
+		    d->qdir);
+		free(parent);
+		return -1;
+	}
+	memcpy(last, slash + 1, strlen(slash + 1) + 1);
+	if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		buf_printf(
+		    err, "queue_directory: %s: %s", parent, strerror(errno));
+	free(parent);
+	return fd;
+}
+
+/*
+ * Opens one folder below the queue, creating it when missing, and sets
+ * its owner and mode through the descriptor. The folder the name is
+ * looked up in is mail_owner's: O_NOFOLLOW refuses a link put in place
+ * of the folder, O_DIRECTORY anything else, so the chown cannot be aimed
+ * elsewhere. Returns the descriptor or -1.
+ */
+static int
+open_dir_at(const daemon_t *d, int at, const char *name, const char *path,
+    mode_t mode, uid_t uid, gid_t gid, buf_t *err)
 {
 	int fd;
 
-	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+	if (mkdirat(at, name, 0700) < 0 && errno != EEXIST) {
 		buf_printf(err, "%s: cannot create: %s", path, strerror(errno));
 		return -1;
 	}
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
-	    0) {
-		buf_printf(
-		    err, "%s: cannot open folder: %s", path, strerror(errno));
+	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOTDIR)
+			buf_printf(err, "%s is not a folder", path);
+		else if (errno == ELOOP)
+			buf_printf(
+			    err, "%s is a symbolic link, not a folder", path);
+		else
+			buf_printf(err, "%s: cannot open folder: %s", path,
+			    strerror(errno));
 		return -1;
 	}
 	if (d->as_root && fchown(fd, uid, gid) < 0) {
@@ -156,11 +220,10 @@ make_dir(const daemon_t *d, const char *path, mode_t mode, uid_t uid, gid_t gid,
 		close(fd);
 		return -1;
 	}
-	close(fd);
-	return 0;
+	return fd;
 }
 
-/* Step 2. */
+/* Step 2. Keeps the queue folder, pid/ and private/ open (daemon_int.h). */
 static int
 make_layout(daemon_t *d, buf_t *err)
 {
@@ -175,59 +238,115 @@ make_layout(daemon_t *d, buf_t *err)
 	    {"pid", 0755, 0},
 	    {"corrupt", 0700, 0},
 	};
-	struct stat st;
+	char last[256];
 	size_t i;
+	int pfd;
 
-	if (stat(d->qdir, &st) < 0) {
-		if (errno != ENOENT || mkdir(d->qdir, 0755) < 0) {
-			buf_printf(err, "queue_directory: %s: %s", d->qdir,
-			    strerror(errno));
-			return -1;
-		}
-		/* mkdir honours umask; the top must be searchable. */
-		if (chmod(d->qdir, 0755) < 0) {
-			buf_printf(err, "%s: cannot chmod: %s", d->qdir,
-			    strerror(errno));
-			return -1;
-		}
-	} else if (!S_ISDIR(st.st_mode)) {
-		buf_printf(err, "queue_directory: %s is not a folder", d->qdir);
+	if ((pfd = open_qdir_parent(d, last, sizeof(last), err)) < 0)
 		return -1;
-	}
 	/* The mail owner owns its spool (queue_open checks it may write
 	 * there); 0755 so that sendmail can reach maildrop/. */
-	if (make_dir(d, d->qdir, 0755, d->owner_uid, d->owner_gid, err) < 0)
+	d->qdir_fd = open_dir_at(
+	    d, pfd, last, d->qdir, 0755, d->owner_uid, d->owner_gid, err);
+	close(pfd);
+	if (d->qdir_fd < 0)
 		return -1;
 	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		char *p = path_join(d->qdir, dirs[i].name);
 		gid_t gid = d->owner_gid;
-		int r;
+		int fd;
 
 		if (dirs[i].group == 1)
 			gid = d->drop_gid;
 		else if (dirs[i].group == 2 && d->have_admin_gid)
 			gid = d->admin_gid;
-		r = make_dir(d, p, dirs[i].mode, d->owner_uid, gid, err);
+		fd = open_dir_at(d, d->qdir_fd, dirs[i].name, p, dirs[i].mode,
+		    d->owner_uid, gid, err);
 		free(p);
-		if (r < 0)
+		if (fd < 0)
 			return -1;
+		if (strcmp(dirs[i].name, "pid") == 0)
+			d->pid_dir_fd = fd;
+		else if (strcmp(dirs[i].name, "private") == 0)
+			d->private_dir_fd = fd;
+		else
+			close(fd);
 	}
 	return 0;
 }
 
-/* Step 3. flock, not fcntl: the lock must survive the -d fork. */
+/*
+ * The common mistake: a parent folder closed to mail_owner. AT_EACCESS:
+ * checked with the effective ids, i.e. mail_owner's.
+ */
+static int
+check_owner_reach(daemon_t *d, buf_t *err)
+{
+	int r, e;
+
+	if (daemon_act_as_owner(d, d->owner_gid, err) < 0)
+		return -1;
+	r = faccessat(AT_FDCWD, d->qdir, R_OK | W_OK | X_OK, AT_EACCESS);
+	e = errno;
+	if (daemon_act_as_root(d, err) < 0)
+		return -1;
+	if (r < 0) {
+		buf_printf(err,
+		    "queue_directory: %s: %s for user %s (can every parent "
+		    "folder be searched by it?)",
+		    d->qdir, strerror(e),
+		    d->as_root ? d->cfg->mail_owner : "(current user)");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Step 3. flock, not fcntl: the lock must survive the -d fork. pid/ is
+ * mail_owner's, so the file is opened with mail_owner's effective ids
+ * relative to the folder opened in step 2: a link or a hard link that
+ * mail_owner put there leads only to what mail_owner may open anyway, and
+ * the result must be a plain file of mail_owner's with one link. It is
+ * never chowned.
+ */
 static int
 lock_pid_file(daemon_t *d, buf_t *err)
 {
+	uid_t uid = d->as_root ? d->owner_uid : geteuid();
+	struct stat st;
 	char old[32];
 	ssize_t n;
+	int e;
 
 	d->pid_path = path_join(d->qdir, "pid/master.pid");
-	d->pid_fd =
-	    open(d->pid_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (daemon_act_as_owner(d, d->owner_gid, err) < 0)
+		return -1;
+	d->pid_fd = openat(d->pid_dir_fd, "master.pid",
+	    O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+	    0644);
+	e = errno;
+	if (daemon_act_as_root(d, err) < 0)
+		return -1;
 	if (d->pid_fd < 0) {
-		buf_printf(
-		    err, "%s: cannot open: %s", d->pid_path, strerror(errno));
+		if (e == ELOOP)
+			buf_printf(err,
+			    "%s is a symbolic link: remove it (someone with "
+			    "%s's rights put it there)",
+			    d->pid_path,
+			    d->as_root ? d->cfg->mail_owner : "your");
+		else
+			buf_printf(err, "%s: cannot open: %s", d->pid_path,
+			    strerror(e));
+		return -1;
+	}
+	if (fstat(d->pid_fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != uid || st.st_nlink != 1) {
+		buf_printf(err,
+		    "%s: not a plain file of uid %ld with one link: remove "
+		    "it",
+		    d->pid_path, (long)uid);
+		close(d->pid_fd);
+		d->pid_fd = -1;
 		return -1;
 	}
 	if (flock(d->pid_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -241,12 +360,26 @@ lock_pid_file(daemon_t *d, buf_t *err)
 		d->pid_fd = -1;
 		return -1;
 	}
-	if (d->as_root && fchown(d->pid_fd, d->owner_uid, d->owner_gid) < 0) {
-		buf_printf(
-		    err, "%s: cannot chown: %s", d->pid_path, strerror(errno));
-		return -1;
-	}
+	/* Through the descriptor: the file is mail_owner's own. */
+	(void)fchmod(d->pid_fd, 0644);
 	return 0;
+}
+
+/* Removes the pid file if the name still leads to the file we locked. */
+static void
+remove_pid_file(daemon_t *d)
+{
+	struct stat a, b;
+
+	if (d->pid_fd < 0 || d->pid_dir_fd < 0)
+		return;
+	/* Relative to pid/ (this may run as root after a failed start);
+	 * an unlink there removes a name in mail_owner's folder only. */
+	if (fstat(d->pid_fd, &a) == 0 &&
+	    fstatat(d->pid_dir_fd, "master.pid", &b, AT_SYMLINK_NOFOLLOW) ==
+	        0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		unlinkat(d->pid_dir_fd, "master.pid", 0);
 }
 
 static int
@@ -376,13 +509,14 @@ detach_stdio(const daemon_t *d)
 }
 
 /*
- * Privileges move three times (steps 6 to 8). The queue's files must
- * belong to mail_owner, so the queue is opened with mail_owner's
- * effective ids (become_owner); the TLS key, the SASL password file and
- * the CA files are often readable by root only, so they are read with
- * root's effective id again (become_root); then root is given up for good
- * (drop_privileges). Whatever creates files runs between become_owner and
- * become_root, or after drop_privileges.
+ * Privileges. Root is needed to bind the ports and to read files that are
+ * often root's alone (the TLS key, the SASL password file, CA bundles),
+ * and for nothing in the queue: whatever is opened, created or removed in
+ * a folder that mail_owner can write is done either relative to a folder
+ * descriptor checked at start-up, or with mail_owner's effective ids
+ * (daemon_act_as_owner), so that the kernel checks mail_owner's rights on
+ * wherever a path leads; the queue itself is opened only after root is
+ * given up for good (drop_privileges). See docs/trust-model.md.
  */
 static int
 set_groups(daemon_t *d, buf_t *err)
@@ -407,17 +541,19 @@ set_groups(daemon_t *d, buf_t *err)
 		    strerror(errno));
 		return -1;
 	}
+	d->groups_set = 1;
 	return 0;
 }
 
-static int
-become_owner(daemon_t *d, buf_t *err)
+int
+daemon_act_as_owner(daemon_t *d, gid_t egid, buf_t *err)
 {
 	if (!d->as_root)
 		return 0;
-	if (set_groups(d, err) < 0)
+	/* Root's own supplementary groups must not lend their rights. */
+	if (!d->groups_set && set_groups(d, err) < 0)
 		return -1;
-	if (setresgid(-1, d->owner_gid, -1) < 0 ||
+	if (setresgid(-1, egid, -1) < 0 ||
 	    setresuid(-1, d->owner_uid, -1) < 0) {
 		buf_printf(err, "cannot act as %s: %s", d->cfg->mail_owner,
 		    strerror(errno));
@@ -426,8 +562,8 @@ become_owner(daemon_t *d, buf_t *err)
 	return 0;
 }
 
-static int
-become_root(daemon_t *d, buf_t *err)
+int
+daemon_act_as_root(daemon_t *d, buf_t *err)
 {
 	if (!d->as_root)
 		return 0;
@@ -444,7 +580,8 @@ drop_privileges(daemon_t *d, buf_t *err)
 {
 	if (!d->as_root)
 		return 0;
-	if (setresgid(d->owner_gid, d->owner_gid, d->owner_gid) < 0 ||
+	if ((!d->groups_set && set_groups(d, err) < 0) ||
+	    setresgid(d->owner_gid, d->owner_gid, d->owner_gid) < 0 ||
 	    setresuid(d->owner_uid, d->owner_uid, d->owner_uid) < 0) {
 		buf_printf(err, "cannot become %s: %s", d->cfg->mail_owner,
 		    strerror(errno));
@@ -538,32 +675,9 @@ add_signal(daemon_t *d, int sig)
 	return ev;
 }
 
+/* Step 6: libevent, before the modules that register events. */
 static int
-make_sts_cache(daemon_t *d, buf_t *err)
-{
-	buf_t *path = buf_new(4096);
-	sts_cache_t *cache;
-
-	buf_printf(path, "%s/policy", d->qdir);
-	if (mkdir(buf_data(path), 0700) < 0 && errno != EEXIST) {
-		buf_printf(err, "%s: %s", buf_data(path), strerror(errno));
-		buf_free(path);
-		return -1;
-	}
-	buf_puts(path, "/sts-cache.db");
-	if ((cache = sts_cache_open(buf_data(path), err)) == NULL) {
-		buf_free(path);
-		return -1;
-	}
-	sts_cache_close(cache);
-	d->sts_cache_path = buf_steal(path, NULL);
-	buf_free(path);
-	return 0;
-}
-
-/* Step 6, as mail_owner (effective ids): the queue and its files. */
-static int
-open_queue(daemon_t *d, int *exit_code, buf_t *err)
+make_base(daemon_t *d, int *exit_code, buf_t *err)
 {
 	evthread_use_pthreads();
 	if ((d->base = event_base_new()) == NULL) {
@@ -571,64 +685,85 @@ open_queue(daemon_t *d, int *exit_code, buf_t *err)
 		*exit_code = DAEMON_EX_OSERR;
 		return -1;
 	}
-	/* The common mistake: a parent folder closed to mail_owner.
-	 * AT_EACCESS: checked with the effective ids, i.e. mail_owner's. */
-	if (faccessat(AT_FDCWD, d->qdir, R_OK | W_OK | X_OK, AT_EACCESS) < 0) {
-		buf_printf(err,
-		    "queue_directory: %s: %s for user %s (can every parent "
-		    "folder be searched by it?)",
-		    d->qdir, strerror(errno),
-		    d->as_root ? d->cfg->mail_owner : "(current user)");
-		*exit_code = DAEMON_EX_OSERR;
-		return -1;
-	}
-	/* queue_open() takes queue_directory and uses its db/. */
-	d->queue = queue_open(d->qdir, err);
-	if (d->queue == NULL) {
-		if (buf_len(err) == 0)
-			buf_printf(err, "%s: cannot open the queue", d->qdir);
-		*exit_code = DAEMON_EX_OSERR;
-		return -1;
-	}
-	d->commit = qcommit_new(d->queue, d->base);
-	/* The MTA-STS policy cache: created here, as mail_owner, so that
-	 * the root phase below only opens it. */
-	if (make_sts_cache(d, err) < 0) {
-		*exit_code = DAEMON_EX_OSERR;
-		return -1;
-	}
 	return 0;
 }
 
-/* Step 7, as root again: modules that read root-only files (TLS keys,
- * the SASL password file, CA bundles); they must not create files. */
+/*
+ * Step 6, as root: the modules that read root-only files (TLS keys, the
+ * SASL password file, CA bundles, transport_maps, trust anchors). None of
+ * them touches the queue folder: delivery and the listener get the queue
+ * later (step 7).
+ */
 static int
 load_services(daemon_t *d, int *exit_code, buf_t *err)
 {
 	struct smtpd_params sp;
 
-	/* Delivery: its resolver, then the scheduler (mta/deliver). */
+	/* Delivery: its resolver, then the scheduler (mta/deliver). The
+	 * MTA-STS CA bundle is read now, as root: the fetches made after
+	 * the drop read it from memory (it may be root's alone). */
 	if ((d->resolver = resolver_new(d->base, d->cfg, err)) == NULL ||
 	    (d->deliver = deliver_new(
-	         d->base, d->cfg, d->queue, d->resolver, err)) == NULL ||
-	    (d->tls_policy = tls_policy_new(d->base, d->cfg, d->resolver,
-	         d->sts_cache_path, err)) == NULL) {
+	         d->base, d->cfg, NULL, d->resolver, err)) == NULL ||
+	    (d->cfg->mta_sts_enable && sts_fetch_load_ca(d->cfg, err) < 0)) {
 		*exit_code = DAEMON_EX_CONFIG;
 		return -1;
 	}
-	tls_policy_attach(d->tls_policy, d->deliver);
-	/* Delivery results and DSNs are written by the commit thread. */
-	deliver_set_commit(d->deliver, d->commit);
 	memset(&sp, 0, sizeof(sp));
 	sp.base = d->base;
 	sp.cfg = d->cfg;
-	sp.commit = d->commit;
+	sp.commit = NULL;
 	sp.on_queued = on_queued;
 	sp.arg = d;
 	if ((d->smtpd = smtpd_new(&sp, err)) == NULL) {
 		*exit_code = DAEMON_EX_CONFIG;
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Step 7, as mail_owner for good: the queue (its Berkeley DB files, the
+ * log files the environment adds later) and the MTA-STS policy cache are
+ * opened only now, so no root process ever opens a file in db/ or
+ * policy/.
+ */
+static int
+open_queue(daemon_t *d, int *exit_code, buf_t *err)
+{
+	buf_t *path;
+
+	*exit_code = DAEMON_EX_OSERR;
+	/* queue_open() takes queue_directory and uses its db/. */
+	d->queue = queue_open(d->qdir, err);
+	if (d->queue == NULL) {
+		if (buf_len(err) == 0)
+			buf_printf(err, "%s: cannot open the queue", d->qdir);
+		return -1;
+	}
+	d->commit = qcommit_new(d->queue, d->base);
+	deliver_set_queue(d->deliver, d->queue);
+	/* Delivery results and DSNs are written by the commit thread. */
+	deliver_set_commit(d->deliver, d->commit);
+	smtpd_set_commit(d->smtpd, d->commit);
+	path = buf_new(4096);
+	buf_printf(path, "%s/policy", d->qdir);
+	if (mkdir(buf_data(path), 0700) < 0 && errno != EEXIST) {
+		buf_printf(err, "%s: %s", buf_data(path), strerror(errno));
+		buf_free(path);
+		return -1;
+	}
+	buf_puts(path, "/sts-cache.db");
+	d->sts_cache_path = buf_steal(path, NULL);
+	buf_free(path);
+	/* DANE and MTA-STS verdicts; reads no root-only file (the CA
+	 * bundle was read in load_services). */
+	if ((d->tls_policy = tls_policy_new(d->base, d->cfg, d->resolver,
+	         d->sts_cache_path, err)) == NULL) {
+		*exit_code = DAEMON_EX_CONFIG;
+		return -1;
+	}
+	tls_policy_attach(d->tls_policy, d->deliver);
 	return 0;
 }
 
@@ -674,6 +809,7 @@ daemon_new(const struct config *cfg, const struct daemon_opts *opts,
 	d->cfg = cfg;
 	d->opts = *opts;
 	d->pid_fd = -1;
+	d->qdir_fd = d->pid_dir_fd = d->private_dir_fd = -1;
 	d->ready_fd = -1;
 	d->exit_code = -1;
 	d->qdir = xstrdup(cfg->queue_directory);
@@ -694,20 +830,20 @@ daemon_new(const struct config *cfg, const struct daemon_opts *opts,
 	if (resolve_ids(d, err) < 0)
 		goto fail;
 	*exit_code = DAEMON_EX_OSERR;
-	if (make_layout(d, err) < 0 || lock_pid_file(d, err) < 0 ||
-	    bind_listeners(d, err) < 0 ||
+	if (make_layout(d, err) < 0 || check_owner_reach(d, err) < 0 ||
+	    lock_pid_file(d, err) < 0 || bind_listeners(d, err) < 0 ||
 	    (d->ctl = ctlsrv_open(d, err)) == NULL)
 		goto fail;
 	if (d->opts.daemonize && daemonize(d, err) < 0)
 		goto fail;
-	if (become_owner(d, err) < 0 || open_queue(d, exit_code, err) < 0)
-		goto fail;
-	if (become_root(d, err) < 0 || load_services(d, exit_code, err) < 0)
+	if (make_base(d, exit_code, err) < 0 ||
+	    load_services(d, exit_code, err) < 0)
 		goto fail;
 	*exit_code = DAEMON_EX_OSERR;
-	if (drop_privileges(d, err) < 0 || write_pid(d, err) < 0)
+	if (drop_privileges(d, err) < 0 || open_queue(d, exit_code, err) < 0)
 		goto fail;
-	if (start_services(d, exit_code, err) < 0)
+	*exit_code = DAEMON_EX_OSERR;
+	if (write_pid(d, err) < 0 || start_services(d, exit_code, err) < 0)
 		goto fail;
 	/* The signal events exist now: a pending SIGTERM stops the loop. */
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
@@ -803,9 +939,15 @@ daemon_free(daemon_t *d)
 		event_base_free(d->base);
 	if (d->pid_fd >= 0) {
 		/* Only the daemon that holds the lock removes the file. */
-		unlink(d->pid_path);
+		remove_pid_file(d);
 		close(d->pid_fd);
 	}
+	if (d->pid_dir_fd >= 0)
+		close(d->pid_dir_fd);
+	if (d->private_dir_fd >= 0)
+		close(d->private_dir_fd);
+	if (d->qdir_fd >= 0)
+		close(d->qdir_fd);
 	if (d->ready_fd >= 0)
 		close(d->ready_fd);
 	if (d->running)

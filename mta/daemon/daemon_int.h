@@ -41,8 +41,16 @@ struct daemon {
 	int have_admin_gid;
 
 	char *qdir; /* queue_directory */
+	/*
+	 * The queue folder and the two subfolders that root touches, opened
+	 * once without following links (make_layout): root works relative
+	 * to these, never by a path that mail_owner could redirect. -1 when
+	 * not open.
+	 */
+	int qdir_fd, pid_dir_fd, private_dir_fd;
+	int groups_set; /* set_groups() done */
 	int pid_fd; /* locked pid file, -1 when none */
-	char *pid_path;
+	char *pid_path; /* for messages only */
 	int ready_fd; /* -d: pipe to the waiting parent, else -1 */
 
 	struct daemon_listener *listeners;
@@ -79,7 +87,16 @@ void import_scan(struct import *);
 void import_free(struct import *);
 void import_get_stats(struct import *, uint64_t *imported, uint64_t *corrupt);
 
-/* ctlserver.c: the control socket, created while still root. */
+/*
+ * daemon.c: act with mail_owner's effective uid (and egid as the given
+ * group), so that the kernel checks mail_owner's rights on whatever a
+ * path leads to; daemon_act_as_root() undoes it. No-ops when not root.
+ */
+int daemon_act_as_owner(daemon_t *, gid_t egid, buf_t *err);
+int daemon_act_as_root(daemon_t *, buf_t *err);
+
+/* ctlserver.c: the control socket, made before the privilege drop with
+ * mail_owner's effective ids (see ctlsrv_open). */
 struct ctlsrv *ctlsrv_open(daemon_t *, buf_t *err);
 /* Starts accepting on the daemon's event base. */
 int ctlsrv_start(struct ctlsrv *, buf_t *err);

@@ -2183,6 +2183,14 @@ deliver_set_commit(deliver_t *d, qcommit_t *qc)
 }
 
 void
+deliver_set_queue(deliver_t *d, queue_t *q)
+{
+	if (d->q != NULL || q == NULL)
+		abort();
+	d->q = q;
+}
+
+void
 deliver_set_policy(deliver_t *d, deliver_policy_fn *fn,
     deliver_policy_cancel_fn *cancel, void *arg)
 {

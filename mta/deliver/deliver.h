@@ -31,13 +31,20 @@ struct event_base;
 struct config;
 typedef struct deliver deliver_t;
 
-/* NULL with err set when transport_maps or smtp_tls_CAfile is unusable. */
+/*
+ * NULL with err set when transport_maps or smtp_tls_CAfile is unusable.
+ * The queue may be NULL and given later with deliver_set_queue(), before
+ * the event loop runs: the daemon reads the files above as root and opens
+ * the queue only after dropping root.
+ */
 deliver_t *deliver_new(struct event_base *, const struct config *, queue_t *,
     resolver_t *, buf_t *err);
 /* Envelope updates and DSNs go through qc's writer thread from now on
  * (qc outlives the deliver). Without it they are written and synced on
  * the caller's thread, which only the unit tests do. */
 void deliver_set_commit(deliver_t *, qcommit_t *qc);
+/* Sets the queue of a deliver_new() made without one; once. */
+void deliver_set_queue(deliver_t *, queue_t *);
 /* Look at the time index now (new mail, flush, release). Cheap; the run
  * happens from the event loop. */
 void deliver_kick(deliver_t *);

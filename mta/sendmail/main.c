@@ -24,6 +24,7 @@
 #include "mta/cli/control.h"
 #include "mta/sendmail/sendmail.h"
 #include "mta/util/log.h"
+#include "mta/util/safepath.h"
 #include "mta/util/xalloc.h"
 
 static const char *prog = "sendmail";
@@ -35,35 +36,101 @@ static void __attribute__((noreturn)) die(int code, const char *msg)
 	exit(code);
 }
 
-/* A config file other than the default keeps the setgid group only when
- * root controls it and its folder: otherwise a user could aim the group's
- * write access at a folder of their choosing, and we drop the group (as
- * Exim does for -C), which leaves the user's own rights. */
-static void
-check_alternate_config(const char *path)
+/*
+ * A config file other than the default keeps the setgid group only when
+ * root controls it: otherwise a user could aim the group's write access
+ * at a folder of their choosing, and we drop the group (as Exim does for
+ * -C), which leaves the user's own rights.
+ *
+ * "Root controls it": the file is a plain file of root's that only root
+ * may write, and every folder from "/" down to it is root's alone
+ * (safepath.h; sticky folders such as /tmp are fine). The file is opened
+ * once, with the user's own rights (so the group reads nothing for
+ * them), by a walk that opens each folder relative to the one before
+ * without following links, and the descriptor that was checked is the
+ * one parsed: a link swapped in between a check and the read cannot
+ * change what is read. realpath() first, so that a link the admin made
+ * still works: what it leads to is walked and checked.
+ *
+ * Returns the descriptor to parse, or -1 with the reason in why (then the
+ * caller drops the group and opens the file as the user).
+ */
+static int
+open_trusted_config(const char *path, buf_t *why)
 {
+	char *real, last[256];
 	struct stat st;
-	char *dir, *slash;
-	int trusted = 0;
+	int dfd, fd;
 
-	if (getegid() == getgid())
-		return;
-	dir = xstrdup(path);
-	slash = strrchr(dir, '/');
-	if (slash == dir)
-		slash[1] = '\0';
-	else if (slash != NULL)
-		*slash = '\0';
-	else {
-		free(dir);
-		dir = xstrdup(".");
+	if ((real = realpath(path, NULL)) == NULL) {
+		buf_printf(why, "%s: %s", path, strerror(errno));
+		return -1;
 	}
-	if (stat(path, &st) == 0 && st.st_uid == 0 && !(st.st_mode & 022) &&
-	    stat(dir, &st) == 0 && st.st_uid == 0 && !(st.st_mode & 022))
-		trusted = 1;
-	free(dir);
-	if (!trusted && setgid(getgid()) < 0)
-		die(EX_OSERR, "cannot drop the setgid group");
+	dfd = safepath_open_parent(real, 1, last, sizeof(last), why);
+	if (dfd < 0) {
+		free(real);
+		return -1;
+	}
+	fd = openat(dfd, last,
+	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	close(dfd);
+	if (fd < 0) {
+		buf_printf(why, "%s: %s", real, strerror(errno));
+		free(real);
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & 022)) {
+		buf_printf(why,
+		    "%s: not a plain file that only root may change", real);
+		close(fd);
+		free(real);
+		return -1;
+	}
+	free(real);
+	return fd;
+}
+
+/* Parses an alternate config (-C or STRICTMTA_CONFIG); see above. */
+static void
+load_alternate_config(struct config *cfg, const char *path, buf_t *err)
+{
+	gid_t rgid = getgid(), egid = getegid();
+	buf_t *why;
+	int fd, r;
+
+	if (egid == rgid) {
+		/* Not setgid (or the caller is in the group): own rights. */
+		r = config_load(cfg, path, err);
+		goto done;
+	}
+	why = buf_new(4096);
+	/* The user's own rights for the walk; the saved id keeps the group
+	 * for a moment (setgid exec set it). */
+	if (setresgid(-1, rgid, -1) < 0)
+		die(EX_OSERR, "cannot act without the setgid group");
+	fd = open_trusted_config(path, why);
+	if (fd >= 0) {
+		if (setresgid(-1, egid, -1) < 0)
+			die(EX_OSERR, "cannot take the setgid group back");
+	} else {
+		if (setresgid(rgid, rgid, rgid) < 0 || getegid() != rgid)
+			die(EX_OSERR, "cannot drop the setgid group");
+		fprintf(stderr,
+		    "%s: warning: %s is not root's alone (%s): running "
+		    "without the setgid group\n",
+		    prog, path, buf_data(why));
+	}
+	buf_free(why);
+	if (fd >= 0)
+		r = config_load_fd(cfg, fd, path, err);
+	else
+		r = config_load(cfg, path, err);
+done:
+	if (r < 0) {
+		fprintf(stderr, "%s: fatal: %s\n", prog, buf_data(err));
+		exit(EX_CONFIG);
+	}
 }
 
 static struct config *
@@ -77,14 +144,15 @@ load_config(const char *opt_path)
 		path = getenv("STRICTMTA_CONFIG");
 	if (path != NULL && *path != '\0' &&
 	    strcmp(path, SENDMAIL_DEFAULT_CONFIG) != 0) {
-		check_alternate_config(path);
-	} else {
-		path = SENDMAIL_DEFAULT_CONFIG;
-		/* No main.cf yet: the defaults are the configuration. */
-		if (access(path, F_OK) < 0 && errno == ENOENT) {
-			buf_free(err);
-			return cfg;
-		}
+		load_alternate_config(cfg, path, err);
+		buf_free(err);
+		return cfg;
+	}
+	path = SENDMAIL_DEFAULT_CONFIG;
+	/* No main.cf yet: the defaults are the configuration. */
+	if (access(path, F_OK) < 0 && errno == ENOENT) {
+		buf_free(err);
+		return cfg;
 	}
 	if (config_load(cfg, path, err) < 0) {
 		fprintf(stderr, "%s: fatal: %s\n", prog, buf_data(err));

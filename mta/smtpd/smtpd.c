@@ -1067,6 +1067,14 @@ fail:
 }
 
 void
+smtpd_set_commit(smtpd_t *sd, qcommit_t *commit)
+{
+	if (sd->commit != NULL || commit == NULL)
+		abort();
+	sd->commit = commit;
+}
+
+void
 smtpd_free(smtpd_t *sd)
 {
 	unsigned guard = 0;

@@ -32,7 +32,7 @@ typedef struct smtpd smtpd_t;
 struct smtpd_params {
 	struct event_base *base;
 	const struct config *cfg; /* borrowed; outlives the smtpd */
-	qcommit_t *commit; /* borrowed */
+	qcommit_t *commit; /* borrowed; may be NULL until smtpd_set_commit */
 	/* called on the loop after a message is durably queued (may be NULL) */
 	void (*on_queued)(void *arg, const char *qid);
 	void *arg;
@@ -43,6 +43,9 @@ struct smtpd_params {
  * file; NULL with a clear message in err on a bad file.
  */
 smtpd_t *smtpd_new(const struct smtpd_params *, buf_t *err);
+/* Sets the commit of an smtpd made without one (the daemon opens the
+ * queue after the privilege drop), once, before a listener is added. */
+void smtpd_set_commit(smtpd_t *, qcommit_t *);
 /*
  * Binds and listens on "host:port" or "[v6]:port" (SO_REUSEADDR,
  * nonblocking, before privileges are dropped); returns the fd or -1 with

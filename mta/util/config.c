@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "xalloc.h"
@@ -276,20 +277,15 @@ apply_line(struct config *cfg, const char *path, unsigned lineno,
 	return r;
 }
 
-int
-config_load(struct config *cfg, const char *path, buf_t *err)
+/* Reads fp (closed here) as the file named path. */
+static int
+load_stream(struct config *cfg, FILE *fp, const char *path, buf_t *err)
 {
-	FILE *fp;
 	char line[CFG_LINE_MAX];
 	buf_t *logical = buf_new(CFG_VALUE_MAX);
 	unsigned lineno = 0, start_line = 0;
 	int r = 0;
 
-	if ((fp = fopen(path, "r")) == NULL) {
-		buf_printf(err, "%s: cannot open: %s", path, strerror(errno));
-		buf_free(logical);
-		return -1;
-	}
 	free(cfg->source);
 	cfg->source = xstrdup(path);
 	while (r == 0 && fgets(line, sizeof(line), fp)) {
@@ -345,6 +341,31 @@ config_load(struct config *cfg, const char *path, buf_t *err)
 	if (r == 0)
 		r = config_expand(cfg, err);
 	return r;
+}
+
+int
+config_load(struct config *cfg, const char *path, buf_t *err)
+{
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		buf_printf(err, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	return load_stream(cfg, fp, path, err);
+}
+
+int
+config_load_fd(struct config *cfg, int fd, const char *name, buf_t *err)
+{
+	FILE *fp;
+
+	if ((fp = fdopen(fd, "r")) == NULL) {
+		buf_printf(err, "%s: cannot read: %s", name, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return load_stream(cfg, fp, name, err);
 }
 
 static const char *

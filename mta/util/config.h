@@ -37,6 +37,12 @@ void config_free(struct config *); /* NULL is a no-op */
  * caller exits). Expands $name references in text values when done.
  */
 int config_load(struct config *, const char *path, buf_t *err);
+/*
+ * The same from an open descriptor, for a caller that has checked what fd
+ * is (sendmail's -C file); name is used in messages and as cfg->source.
+ * fd is the config's to close, on success and on error alike.
+ */
+int config_load_fd(struct config *, int fd, const char *name, buf_t *err);
 /* Sets one parameter by name (from a file line or `-o name=value`). */
 int config_set(
     struct config *, const char *name, const char *value, buf_t *err);

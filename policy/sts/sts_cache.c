@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <db.h>
 
@@ -18,6 +19,29 @@ struct sts_cache {
 	DB *db;
 };
 
+/*
+ * Berkeley DB creates a database as "__db.NAME" beside it and renames it
+ * into place; when it finds that file it waits, without end, for the
+ * process it takes to be creating it. One left by a start that failed in
+ * between (or a crash) would hang every later start. Only the daemon opens
+ * its cache (it holds the pid file lock), so such a file is stale.
+ */
+static void
+remove_stale_temp(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	buf_t *tmp = buf_new(4096);
+
+	if (slash != NULL)
+		buf_printf(
+		    tmp, "%.*s/__db.%s", (int)(slash - path), path, slash + 1);
+	else
+		buf_printf(tmp, "__db.%s", path);
+	if (!buf_error(tmp))
+		(void)unlink(buf_data(tmp));
+	buf_free(tmp);
+}
+
 sts_cache_t *
 sts_cache_open(const char *path, buf_t *err)
 {
@@ -25,6 +49,7 @@ sts_cache_open(const char *path, buf_t *err)
 	DB *db;
 	int r;
 
+	remove_stale_temp(path);
 	if ((r = db_create(&db, NULL, 0)) != 0) {
 		buf_printf(err, "%s: %s", path, db_strerror(r));
 		return NULL;

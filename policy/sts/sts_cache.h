@@ -30,6 +30,8 @@ struct sts_cache_entry {
 	size_t len;
 };
 
+/* One process at a time (the daemon, under its pid file lock): a
+ * temporary file that an interrupted creation left is removed. */
 sts_cache_t *sts_cache_open(const char *path, buf_t *err);
 void sts_cache_close(sts_cache_t *); /* NULL is a no-op */
 

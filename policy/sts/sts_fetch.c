@@ -45,8 +45,6 @@ struct sts_fetcher {
 	struct event *timer;
 	long timeout;
 	long port;
-	char *ca_pem; /* the CA bundle, read before the privilege drop */
-	size_t ca_len;
 	uint64_t next_id;
 	struct sts_job *jobs;
 };
@@ -153,19 +151,22 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
 #define STS_SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 #define STS_CA_MAX (16 << 20)
 
-/*
- * Reads the CA bundle now, while the daemon is root: after the drop the
- * file may be unreadable, and every fetch would then fail as "no
- * policy". Which parameter named it goes into the message.
- */
-static int
-load_ca(sts_fetcher_t *f, const struct config *cfg, buf_t *err)
+/* The CA bundle, read once per process (sts_fetch_load_ca): shared by
+ * every fetcher, kept to the end. */
+static char *ca_pem;
+static size_t ca_len;
+
+int
+sts_fetch_load_ca(const struct config *cfg, buf_t *err)
 {
 	const char *name = "mta_sts_CAfile", *path = cfg->mta_sts_CAfile;
 	struct stat st;
 	FILE *fp;
 	size_t n;
+	char *pem;
 
+	if (ca_pem != NULL)
+		return 0;
 	if (path == NULL || path[0] == '\0') {
 		name = "smtp_tls_CAfile";
 		path = cfg->smtp_tls_CAfile;
@@ -189,18 +190,18 @@ load_ca(sts_fetcher_t *f, const struct config *cfg, buf_t *err)
 		fclose(fp);
 		return -1;
 	}
-	f->ca_pem = xmalloc((size_t)st.st_size + 1);
-	n = fread(f->ca_pem, 1, (size_t)st.st_size, fp);
+	pem = xmalloc((size_t)st.st_size + 1);
+	n = fread(pem, 1, (size_t)st.st_size, fp);
 	fclose(fp);
-	f->ca_pem[n] = '\0';
+	pem[n] = '\0';
 	if (n != (size_t)st.st_size ||
-	    strstr(f->ca_pem, "-----BEGIN CERTIFICATE-----") == NULL) {
+	    strstr(pem, "-----BEGIN CERTIFICATE-----") == NULL) {
 		buf_printf(err, "%s %s: no PEM certificate in it", name, path);
-		free(f->ca_pem);
-		f->ca_pem = NULL;
+		free(pem);
 		return -1;
 	}
-	f->ca_len = n;
+	ca_pem = pem;
+	ca_len = n;
 	return 0;
 }
 
@@ -217,11 +218,9 @@ sts_fetcher_new(struct event_base *base, const struct config *cfg, buf_t *err)
 		}
 		global_done = 1;
 	}
-	f = xcalloc(1, sizeof(*f));
-	if (load_ca(f, cfg, err) < 0) {
-		free(f);
+	if (sts_fetch_load_ca(cfg, err) < 0)
 		return NULL;
-	}
+	f = xcalloc(1, sizeof(*f));
 	f->base = base;
 	f->multi = curl_multi_init();
 	f->timer = evtimer_new(base, on_timeout, f);
@@ -274,7 +273,6 @@ sts_fetcher_free(sts_fetcher_t *f)
 	}
 	curl_multi_cleanup(f->multi);
 	event_free(f->timer);
-	free(f->ca_pem);
 	free(f);
 }
 
@@ -351,8 +349,7 @@ sts_fetch(sts_fetcher_t *f, const char *domain, const char *const *addrs,
 	ok &= curl_easy_setopt(job->easy, CURLOPT_SSLVERSION,
 	          (long)CURL_SSLVERSION_TLSv1_2) == CURLE_OK;
 	{
-		struct curl_blob blob = {
-		    f->ca_pem, f->ca_len, CURL_BLOB_NOCOPY};
+		struct curl_blob blob = {ca_pem, ca_len, CURL_BLOB_NOCOPY};
 
 		/* The bundle from memory; no file or directory is looked
 		 * at after the privilege drop. */

@@ -7,8 +7,9 @@
  * project's resolver and pinned with CURLOPT_RESOLVE), so that curl never
  * does DNS of its own. Rules enforced: HTTPS only, the certificate valid
  * for mta-sts.<domain> under the Web PKI (mta_sts_CAfile, else
- * smtp_tls_CAfile, else the system bundle: read once by sts_fetcher_new,
- * before the daemon drops root, so that a fetch never opens a file),
+ * smtp_tls_CAfile, else the system bundle: read once per process by
+ * sts_fetch_load_ca, which the daemon calls before it drops root, so
+ * that a fetch never opens a file),
  * TLS 1.2 or later, no redirects, only status 200, media type text/plain,
  * a body of at most 64 KiB, a time limit (mta_sts_fetch_timeout).
  *
@@ -43,8 +44,13 @@ struct sts_fetch_result {
 
 typedef void sts_fetch_cb(void *arg, const struct sts_fetch_result *);
 
-/* NULL with "mta_sts_CAfile PATH: why" in err when the CA bundle cannot
- * be read. */
+/*
+ * Reads the CA bundle into memory for every fetcher of this process (the
+ * first call does; later ones return 0). -1 with "mta_sts_CAfile PATH:
+ * why" in err when it cannot be read.
+ */
+int sts_fetch_load_ca(const struct config *, buf_t *err);
+/* Loads the CA bundle if no one did; NULL with its error then. */
 sts_fetcher_t *sts_fetcher_new(
     struct event_base *, const struct config *, buf_t *err);
 void sts_fetcher_free(sts_fetcher_t *); /* cancels all; NULL no-op */
