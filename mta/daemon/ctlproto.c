@@ -12,6 +12,7 @@
 
 #include "ctlproto.h"
 #include "mta/cli/control.h"
+#include "mta/util/json.h"
 
 /* Longest word worth looking at: the longest command or option is short. */
 #define CTL_WORD_MAX 32
@@ -155,76 +156,6 @@ ctl_parse_request(const char *line, size_t len, struct ctl_req *req)
 		return def->all_ok ? "give queue IDs or --all"
 		                   : "give a queue ID";
 	return NULL;
-}
-
-/* Length of a valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t len, i;
-	unsigned long cp;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		len = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		len = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		len = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and beyond U+10FFFF are not text. */
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
-}
-
-void
-ctl_json_string(buf_t *out, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n;
-
-	if (s == NULL) {
-		buf_puts(out, "null");
-		return;
-	}
-	n = strlen(s);
-	buf_putc(out, '"');
-	while (n > 0) {
-		size_t l;
-
-		if (*p == '"' || *p == '\\') {
-			buf_putc(out, '\\');
-			buf_putc(out, *p);
-			l = 1;
-		} else if (*p < 0x20 || *p == 0x7f) {
-			buf_printf(out, "\\u%04x", *p);
-			l = 1;
-		} else if ((l = utf8_seq(p, n)) == 0) {
-			/* Not UTF-8: JSON must be, so say so visibly. */
-			buf_puts(out, "\\ufffd");
-			l = 1;
-		} else {
-			buf_append(out, p, l);
-		}
-		p += l;
-		n -= l;
-	}
-	buf_putc(out, '"');
 }
 
 void
@@ -391,7 +322,7 @@ static const struct {
 					buf_puts(out, (json) ? "," : " ");     \
 				first_ = 0;                                    \
 				if (json)                                      \
-					ctl_json_string(out, table[k_].name);  \
+					json_put_string(out, table[k_].name);  \
 				else                                           \
 					buf_puts(out, table[k_].name);         \
 			}                                                      \
@@ -403,18 +334,18 @@ ctl_json_entry(buf_t *out, const struct queue_env *env)
 	size_t i;
 
 	buf_puts(out, "{\"queue_id\":");
-	ctl_json_string(out, env->qid);
+	json_put_string(out, env->qid);
 	buf_printf(out, ",\"size\":%llu,\"arrival\":%lld,\"sender\":",
 	    (unsigned long long)env->size, (long long)env->arrival);
-	ctl_json_string(out, env->sender ? env->sender : "");
+	json_put_string(out, env->sender ? env->sender : "");
 	buf_puts(out, ",\"client\":");
-	ctl_json_string(out, env->client);
+	json_put_string(out, env->client);
 	buf_puts(out, ",\"helo\":");
-	ctl_json_string(out, env->helo);
+	json_put_string(out, env->helo);
 	buf_puts(out, ",\"envid\":");
-	ctl_json_string(out, env->envid);
+	json_put_string(out, env->envid);
 	buf_puts(out, ",\"ret\":");
-	ctl_json_string(out, ret_name(env->ret));
+	json_put_string(out, ret_name(env->ret));
 	buf_puts(out, ",\"flags\":[");
 	CTL_NAMES(out, ctl_flag_names, env->flags, 1);
 	buf_printf(out, "],\"held\":%s,\"recipients\":[",
@@ -425,21 +356,21 @@ ctl_json_entry(buf_t *out, const struct queue_env *env)
 		if (i)
 			buf_putc(out, ',');
 		buf_puts(out, "{\"address\":");
-		ctl_json_string(out, r->address ? r->address : "");
+		json_put_string(out, r->address ? r->address : "");
 		buf_puts(out, ",\"orcpt\":");
-		ctl_json_string(out, r->orcpt);
+		json_put_string(out, r->orcpt);
 		buf_puts(out, ",\"notify\":[");
 		CTL_NAMES(out, ctl_notify_names, r->notify, 1);
 		buf_puts(out, "],\"state\":");
-		ctl_json_string(out, queue_rcpt_state_name(r->state));
+		json_put_string(out, queue_rcpt_state_name(r->state));
 		buf_printf(out,
 		    ",\"attempts\":%u,\"next_attempt\":%lld,"
 		    "\"last_attempt\":%lld,\"last_response\":",
 		    r->attempts, (long long)r->next_attempt,
 		    (long long)r->last_attempt);
-		ctl_json_string(out, r->last_response);
+		json_put_string(out, r->last_response);
 		buf_puts(out, ",\"dsn_status\":");
-		ctl_json_string(out, r->dsn_status);
+		json_put_string(out, r->dsn_status);
 		buf_putc(out, '}');
 	}
 	buf_puts(out, "]}");

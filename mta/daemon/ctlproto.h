@@ -50,9 +50,6 @@ struct ctl_req {
 const char *ctl_parse_request(
     const char *line, size_t len, struct ctl_req *req);
 
-/* Appends s as a JSON string literal (quotes included). NULL is null. */
-void ctl_json_string(buf_t *, const char *s);
-
 /* "Sun Nov 22 23:27:30" in local time, as mailq shows arrival. */
 void ctl_format_time(buf_t *, int64_t t);
 

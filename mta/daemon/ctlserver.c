@@ -34,6 +34,7 @@
 #include "mta/cli/control.h"
 #include "mta/deliver/deliver.h"
 #include "mta/util/clock.h"
+#include "mta/util/json.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
 
@@ -568,17 +569,17 @@ on_refreshed(void *arg, const struct sts_verdict *v)
 	c->sts_id = 0;
 	if (c->json) {
 		buf_puts(out, "{\"domain\":");
-		ctl_json_string(out, v->domain);
+		json_put_string(out, v->domain);
 		buf_printf(out,
 		    ",\"policy\":%s,\"source\":", v->policy ? "true" : "false");
-		ctl_json_string(out, v->source);
+		json_put_string(out, v->source);
 		buf_puts(out, ",\"id\":");
-		ctl_json_string(out, v->id);
+		json_put_string(out, v->id);
 		buf_puts(out, ",\"mode\":");
-		ctl_json_string(
+		json_put_string(
 		    out, v->policy ? sts_mode_name(v->policy->mode) : NULL);
 		buf_puts(out, ",\"note\":");
-		ctl_json_string(out, v->note);
+		json_put_string(out, v->note);
 		buf_puts(out, ",\"cache\":");
 		sts_describe(sts, v->domain, 1, out);
 		buf_puts(out, "}\n");

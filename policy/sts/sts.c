@@ -23,6 +23,7 @@
 
 #include "mta/util/clock.h"
 #include "mta/util/config.h"
+#include "mta/util/json.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
 #include "policy/sts/sts.h"
@@ -493,23 +494,6 @@ on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 	free(scan.domains);
 }
 
-static void
-json_str(buf_t *out, const char *s)
-{
-	buf_putc(out, '"');
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			buf_printf(out, "\\%c", c);
-		else if (c < 0x20 || c >= 0x7f)
-			buf_printf(out, "\\u%04x", c);
-		else
-			buf_putc(out, c);
-	}
-	buf_putc(out, '"');
-}
-
 struct describe_ctx {
 	buf_t *out;
 	int json;
@@ -528,9 +512,9 @@ describe_visit(void *arg, const struct sts_cache_entry *e)
 	if (d->json) {
 		buf_puts(d->out, d->count ? ",\n  {" : "\n  {");
 		buf_puts(d->out, "\"domain\": ");
-		json_str(d->out, e->domain);
+		json_put_string(d->out, e->domain);
 		buf_puts(d->out, ", \"id\": ");
-		json_str(d->out, e->id);
+		json_put_string(d->out, e->id);
 		buf_printf(d->out,
 		    ", \"fetched\": %" PRId64 ", \"expires\": %" PRId64
 		    ", \"last_used\": %" PRId64 ", \"expired\": %s, "
@@ -547,12 +531,12 @@ describe_visit(void *arg, const struct sts_cache_entry *e)
 			for (i = 0; i < p->nmx; i++) {
 				if (i)
 					buf_puts(d->out, ", ");
-				json_str(d->out, p->mx[i]);
+				json_put_string(d->out, p->mx[i]);
 			}
 			buf_puts(d->out, "]");
 		} else {
 			buf_puts(d->out, ", \"error\": ");
-			json_str(d->out, why);
+			json_put_string(d->out, why);
 		}
 		buf_puts(d->out, "}");
 	} else {

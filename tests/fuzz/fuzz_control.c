@@ -8,6 +8,7 @@
 
 #include "mta/daemon/ctlproto.h"
 #include "mta/util/buf.h"
+#include "mta/util/json.h"
 #include "mta/util/xalloc.h"
 
 int
@@ -32,7 +33,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 	/* The encoder's output never carries a raw control byte. */
 	s = xmemdup(data, len);
 	b = buf_new(0);
-	ctl_json_string(b, s);
+	json_put_string(b, s);
 	for (i = 0; i < buf_len(b); i++)
 		if ((unsigned char)buf_data(b)[i] < 0x20)
 			abort();

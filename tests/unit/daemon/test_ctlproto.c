@@ -8,6 +8,7 @@
 #include "check.h"
 #include "mta/daemon/ctlproto.h"
 #include "mta/util/buf.h"
+#include "mta/util/json.h"
 
 #define ID1 "0123456789ABCDEF"
 #define ID2 "FEDCBA9876543210"
@@ -149,20 +150,20 @@ test_json_string(void)
 {
 	buf_t *b = buf_new(0);
 
-	ctl_json_string(b, "a\"b\\c\n\x01");
+	json_put_string(b, "a\"b\\c\n\x01");
 	CHECK_STR(buf_data(b), "\"a\\\"b\\\\c\\u000a\\u0001\"");
 	buf_reset(b);
-	ctl_json_string(b, NULL);
+	json_put_string(b, NULL);
 	CHECK_STR(buf_data(b), "null");
 	buf_reset(b);
 	/* Valid UTF-8 passes; a stray byte and an overlong form do not. */
-	ctl_json_string(b, "J\xc3\xbcrgen");
+	json_put_string(b, "J\xc3\xbcrgen");
 	CHECK_STR(buf_data(b), "\"J\xc3\xbcrgen\"");
 	buf_reset(b);
-	ctl_json_string(b, "x\xffy\xc0\xaf");
+	json_put_string(b, "x\xffy\xc0\xaf");
 	CHECK_STR(buf_data(b), "\"x\\ufffdy\\ufffd\\ufffd\"");
 	buf_reset(b);
-	ctl_json_string(b, "\xe2\x82");
+	json_put_string(b, "\xe2\x82");
 	CHECK_STR(buf_data(b), "\"\\ufffd\\ufffd\"");
 	buf_free(b);
 }
