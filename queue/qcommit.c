@@ -48,6 +48,7 @@ struct qitem {
 	int err;
 	int cancelled;
 	int update; /* 0: queue_put; else QCOMMIT_KEEP_HOLDS-style flags + 1 */
+	int checkpoint; /* neither: a checkpoint asked for */
 	char qid[QUEUE_ID_SIZE];
 };
 
@@ -144,6 +145,10 @@ commit_batch(qcommit_t *qc, struct qlist *b)
 
 	for (it = b->head; it; it = it->next) {
 		buf_reset(err);
+		if (it->checkpoint) {
+			it->err = queue_checkpoint_now(qc->q);
+			continue;
+		}
 		if (it->update) {
 			if ((it->update - 1) & QCOMMIT_KEEP_HOLDS)
 				queue_keep_holds(qc->q, it->env);
@@ -409,6 +414,23 @@ qcommit_update(qcommit_t *qc, struct queue_env *env, int flags,
 	it->arg = arg;
 	memcpy(it->qid, env->qid, sizeof(it->qid));
 	it->qid[QUEUE_ID_LEN] = '\0';
+	pthread_mutex_lock(&qc->lock);
+	ticket = it->ticket = qc->next_ticket++;
+	qlist_push(&qc->waiting, it);
+	pthread_cond_signal(&qc->cond);
+	pthread_mutex_unlock(&qc->lock);
+	return ticket;
+}
+
+uint64_t
+qcommit_checkpoint(qcommit_t *qc, qcommit_done_fn *fn, void *arg)
+{
+	struct qitem *it = xcalloc(1, sizeof(*it));
+	uint64_t ticket;
+
+	it->checkpoint = 1;
+	it->fn = fn;
+	it->arg = arg;
 	pthread_mutex_lock(&qc->lock);
 	ticket = it->ticket = qc->next_ticket++;
 	qlist_push(&qc->waiting, it);

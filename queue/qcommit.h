@@ -49,6 +49,9 @@ uint64_t qcommit_submit(qcommit_t *, struct queue_env *env, char *content,
 #define QCOMMIT_KEEP_HOLDS 1
 uint64_t qcommit_update(qcommit_t *, struct queue_env *env, int flags,
     qcommit_done_fn *, void *arg);
+/* A checkpoint with compaction (queue_checkpoint_now) on the writer,
+ * after what was submitted before it; fn gets its result, qid "". */
+uint64_t qcommit_checkpoint(qcommit_t *, qcommit_done_fn *, void *arg);
 void qcommit_cancel(qcommit_t *, uint64_t ticket);
 
 struct qcommit_stats {

@@ -1131,6 +1131,12 @@ queue_checkpoint(queue_t *q)
 	return checkpoint(q, QUEUE_COMPACT_AFTER);
 }
 
+int
+queue_checkpoint_now(queue_t *q)
+{
+	return checkpoint(q, 0);
+}
+
 /* Checkpoints, and compacts when at least compact_after bytes left. */
 static int
 checkpoint(queue_t *q, uint64_t compact_after)

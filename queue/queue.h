@@ -192,5 +192,7 @@ int queue_stats(queue_t *, struct queue_stats *);
 /* Checkpoints and removes log files no longer needed; the daemon calls it
  * every minute so that disk use follows the queue's content. */
 int queue_checkpoint(queue_t *);
+/* The same, and compacts the files whatever was removed (on request). */
+int queue_checkpoint_now(queue_t *);
 
 #endif

@@ -41,6 +41,7 @@ static const char usage_text[] =
     "  queue release ID...          release held messages\n"
     "  queue flush [ID...]          retry deferred mail now\n"
     "  queue stats [--json]         queue and daemon counters\n"
+    "  queue checkpoint             checkpoint and compact the queue now\n"
     "  policy list [--json]         cached MTA-STS policies\n"
     "  policy show DOMAIN [--json]  one domain's cached policy, id, age\n"
     "  policy refresh DOMAIN [--json]  fetch the policy now\n"
@@ -273,6 +274,7 @@ cmd_queue(const char *path, int explicit_path, int argc, char **argv)
 	    {"release", 0, 0, 1, -1},
 	    {"flush", 0, 0, 0, -1},
 	    {"stats", 1, 0, 0, 0},
+	    {"checkpoint", 0, 0, 0, 0},
 	};
 	buf_t *req;
 	size_t c, ncmd = sizeof(cmds) / sizeof(cmds[0]);

@@ -35,6 +35,7 @@ static const struct ctl_cmd_def ctl_cmds[] = {
     {"release", CTL_RELEASE, 0, 1, CTL_MAX_QIDS, 0, 0},
     {"flush", CTL_FLUSH, 0, 0, CTL_MAX_QIDS, 0, 0},
     {"stats", CTL_STATS, 1, 0, 0, 0, 0},
+    {"checkpoint", CTL_CHECKPOINT, 0, 0, 0, 0, 0},
     {"policy-list", CTL_POLICY_LIST, 1, 0, 0, 0, 0},
     {"policy-show", CTL_POLICY_SHOW, 1, 0, 0, 0, 1},
     {"policy-refresh", CTL_POLICY_REFRESH, 1, 0, 0, 0, 1},

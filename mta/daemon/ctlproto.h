@@ -26,6 +26,7 @@ enum ctl_cmd {
 	CTL_RELEASE,
 	CTL_FLUSH,
 	CTL_STATS,
+	CTL_CHECKPOINT, /* checkpoint and compact the queue now */
 	CTL_POLICY_LIST, /* MTA-STS cache: every domain */
 	CTL_POLICY_SHOW, /* one domain's cached policy */
 	CTL_POLICY_REFRESH, /* fetch one domain's policy now */

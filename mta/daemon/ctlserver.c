@@ -58,6 +58,7 @@ struct ctl_conn {
 	uid_t uid;
 	int denied; /* answer "ERR permission denied" to the request */
 	uint64_t sts_id; /* a policy refresh in progress, or 0 */
+	uint64_t ckpt_ticket; /* a checkpoint on the writer thread, or 0 */
 	int json;
 	struct ctl_conn *next;
 };
@@ -184,6 +185,8 @@ conn_free(struct ctl_conn *c)
 		}
 	if (c->sts_id)
 		sts_cancel(tls_policy_sts(c->srv->d->tls_policy), c->sts_id);
+	if (c->ckpt_ticket)
+		qcommit_cancel(c->srv->d->commit, c->ckpt_ticket);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -560,6 +563,25 @@ policy_state(daemon_t *d, buf_t *out)
 }
 
 static void
+on_checkpoint(void *arg, int err, const char *qid)
+{
+	struct ctl_conn *c = arg;
+	buf_t *out = buf_new(256);
+
+	(void)qid;
+	c->ckpt_ticket = 0;
+	if (err == QUEUE_OK) {
+		buf_puts(out, "queue checkpointed; log files no longer needed "
+		              "removed, files compacted\n");
+		reply(c, 1, out);
+	} else {
+		buf_puts(out, "checkpoint failed (see the log)");
+		reply(c, 0, out);
+	}
+	buf_free(out);
+}
+
+static void
 on_refreshed(void *arg, const struct sts_verdict *v)
 {
 	struct ctl_conn *c = arg;
@@ -631,6 +653,18 @@ handle(daemon_t *d, struct ctl_conn *c, const char *line, size_t len, uid_t uid,
 		break;
 	case CTL_STATS:
 		r = do_stats(d, req, out);
+		break;
+	case CTL_CHECKPOINT:
+		/* On the writer thread: a checkpoint flushes and compacts,
+		 * which takes disk time the loop must not wait for. */
+		if (d->commit == NULL) {
+			buf_puts(out, "the queue writer is not running");
+			break;
+		}
+		log_info("control: uid %ld: queue checkpoint", (long)uid);
+		c->ckpt_ticket =
+		    qcommit_checkpoint(d->commit, on_checkpoint, c);
+		r = 1;
 		break;
 	case CTL_POLICY_LIST:
 	case CTL_POLICY_SHOW:
