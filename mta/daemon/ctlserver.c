@@ -36,6 +36,7 @@
 #include "mta/util/clock.h"
 #include "mta/util/json.h"
 #include "mta/util/log.h"
+#include "mta/util/workq.h"
 #include "mta/util/xalloc.h"
 
 #define CTL_TIMEOUT 30 /* seconds to send the request */
@@ -59,6 +60,7 @@ struct ctl_conn {
 	int denied; /* answer "ERR permission denied" to the request */
 	uint64_t sts_id; /* a policy refresh in progress, or 0 */
 	uint64_t ckpt_ticket; /* a checkpoint on the writer thread, or 0 */
+	struct walk *walk; /* a queue walk on the reader thread, or NULL */
 	int json;
 	struct ctl_conn *next;
 };
@@ -71,6 +73,23 @@ struct ctlsrv {
 	struct event *ev;
 	struct ctl_conn *conns;
 	unsigned nconns;
+	/* Walks over the whole queue (list, stats) take time in proportion
+	 * to it: they run here, off the loop. */
+	workq_t *reader;
+};
+
+#define CTL_WALKS_MAX 8
+
+/* One walk: the thread fills out (or qs); the loop replies. */
+struct walk {
+	struct ctl_conn *c; /* NULL once the connection has gone */
+	daemon_t *d;
+	workq_job_t *job;
+	enum ctl_cmd cmd;
+	int json;
+	int rc;
+	buf_t *out;
+	struct queue_stats qs;
 };
 
 /*
@@ -187,6 +206,10 @@ conn_free(struct ctl_conn *c)
 		sts_cancel(tls_policy_sts(c->srv->d->tls_policy), c->sts_id);
 	if (c->ckpt_ticket)
 		qcommit_cancel(c->srv->d->commit, c->ckpt_ticket);
+	if (c->walk) {
+		c->walk->c = NULL;
+		workq_cancel(c->walk->job);
+	}
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -460,30 +483,25 @@ do_delete(daemon_t *d, const struct ctl_req *req, uid_t uid, buf_t *out)
 }
 
 static int
-do_stats(daemon_t *d, const struct ctl_req *req, buf_t *out)
+format_stats(daemon_t *d, int json, const struct queue_stats *qsp, buf_t *out)
 {
-	struct queue_stats qs;
+	struct queue_stats qs = *qsp;
 	struct smtpd_stats ss;
 	struct qcommit_stats cs;
 	struct deliver_stats ds;
 	uint64_t imported, corrupt;
 	long long uptime = (long long)(clock_now() - d->started);
 
-	memset(&qs, 0, sizeof(qs));
 	memset(&ss, 0, sizeof(ss));
 	memset(&cs, 0, sizeof(cs));
 	memset(&ds, 0, sizeof(ds));
-	if (queue_stats(d->queue, &qs) != QUEUE_OK) {
-		buf_puts(out, "queue read error");
-		return -1;
-	}
 	smtpd_get_stats(d->smtpd, &ss);
 	qcommit_get_stats(d->commit, &cs);
 	if (d->deliver)
 		deliver_get_stats(d->deliver, &ds);
 	import_get_stats(d->import, &imported, &corrupt);
 #define U(x) ((unsigned long long)(x))
-	if (req->json) {
+	if (json) {
 		buf_printf(out,
 		    "{\"uptime\":%lld,\"queue\":{\"messages\":%llu,"
 		    "\"bytes\":%llu,\"recipients_pending\":%llu,"
@@ -563,6 +581,82 @@ policy_state(daemon_t *d, buf_t *out)
 }
 
 static void
+walk_work(void *arg)
+{
+	struct walk *w = arg;
+
+	if (w->cmd == CTL_LIST) {
+		struct ctl_req req;
+
+		memset(&req, 0, sizeof(req));
+		req.cmd = CTL_LIST;
+		req.json = w->json;
+		w->rc = do_list(w->d, &req, w->out);
+	} else {
+		w->rc = queue_stats(w->d->queue, &w->qs) == QUEUE_OK ? 0 : -1;
+	}
+}
+
+static void
+walk_done(void *arg, int cancelled)
+{
+	struct walk *w = arg;
+
+	if (!cancelled && w->c != NULL) {
+		struct ctl_conn *c = w->c;
+
+		c->walk = NULL;
+		if (w->cmd == CTL_STATS) {
+			if (w->rc == 0)
+				w->rc =
+				    format_stats(w->d, w->json, &w->qs, w->out);
+			else
+				buf_puts(w->out, "queue read error");
+		}
+		reply(c, w->rc == 0, w->out);
+	}
+	buf_free(w->out);
+	free(w);
+}
+
+/* list and stats: 1 with the walk started, -1 with the reason in out. */
+static int
+start_walk(struct ctl_conn *c, const struct ctl_req *req, buf_t *out)
+{
+	struct ctlsrv *srv = c->srv;
+	struct walk *w;
+
+	if (srv->reader == NULL) {
+		buf_t *err = buf_new(256);
+
+		srv->reader = workq_new(srv->d->base, 1, CTL_WALKS_MAX, err);
+		if (srv->reader == NULL) {
+			log_warn("control: %s", buf_data(err));
+			buf_free(err);
+			buf_puts(out, "cannot start the queue reader");
+			return -1;
+		}
+		buf_free(err);
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->c = c;
+	w->d = srv->d;
+	w->cmd = req->cmd;
+	w->json = req->json;
+	w->out = buf_new(0);
+	w->job = workq_submit(srv->reader, walk_work, walk_done, w);
+	if (w->job == NULL) {
+		buf_free(w->out);
+		free(w);
+		buf_puts(out, "busy: too many queue listings at once; try "
+		              "again");
+		return -1;
+	}
+	c->walk = w;
+	return 1;
+}
+
+static void
 on_checkpoint(void *arg, int err, const char *qid)
 {
 	struct ctl_conn *c = arg;
@@ -638,7 +732,8 @@ handle(daemon_t *d, struct ctl_conn *c, const char *line, size_t len, uid_t uid,
 	}
 	switch (req->cmd) {
 	case CTL_LIST:
-		r = do_list(d, req, out);
+	case CTL_STATS:
+		r = start_walk(c, req, out);
 		break;
 	case CTL_SHOW:
 		r = do_show(d, req, out);
@@ -650,9 +745,6 @@ handle(daemon_t *d, struct ctl_conn *c, const char *line, size_t len, uid_t uid,
 	case CTL_RELEASE:
 	case CTL_FLUSH:
 		r = do_change(d, req, uid, out);
-		break;
-	case CTL_STATS:
-		r = do_stats(d, req, out);
 		break;
 	case CTL_CHECKPOINT:
 		/* On the writer thread: a checkpoint flushes and compacts,
@@ -884,6 +976,8 @@ ctlsrv_free(struct ctlsrv *srv)
 		return;
 	while (srv->conns)
 		conn_free(srv->conns);
+	/* Before the queue closes: the walks read it. */
+	workq_free(srv->reader);
 	if (srv->ev)
 		event_free(srv->ev);
 	/* Relative to the folder opened at start-up: this may run as root
