@@ -80,14 +80,16 @@ struct ctlsrv {
 
 #define CTL_WALKS_MAX 8
 
-/* One walk: the thread fills out (or qs); the loop replies. */
+/* One request done off the loop: the thread fills out (or qs); the
+ * loop replies. */
 struct walk {
 	struct ctl_conn *c; /* NULL once the connection has gone */
 	daemon_t *d;
 	workq_job_t *job;
-	enum ctl_cmd cmd;
-	int json;
+	struct ctl_req req; /* a copy */
+	uid_t uid;
 	int rc;
+	int kick; /* the change makes mail due: tell delivery */
 	buf_t *out;
 	struct queue_stats qs;
 };
@@ -380,8 +382,10 @@ change_env(struct queue_env *env, enum ctl_change what, int64_t now)
 static const char *const change_word[] = {
     "placed on hold", "released from hold", "flushed"};
 
+/* On the reader thread; *kick: tell delivery to look. */
 static int
-do_change(daemon_t *d, const struct ctl_req *req, uid_t uid, buf_t *out)
+do_change(
+    daemon_t *d, const struct ctl_req *req, uid_t uid, buf_t *out, int *kick)
 {
 	enum ctl_change what = req->cmd == CTL_HOLD      ? CHANGE_HOLD
 	                       : req->cmd == CTL_RELEASE ? CHANGE_RELEASE
@@ -425,7 +429,7 @@ do_change(daemon_t *d, const struct ctl_req *req, uid_t uid, buf_t *out)
 	if (changed && queue_sync(d->queue, NULL) != QUEUE_OK)
 		log_warn("queue sync after %s failed", change_word[what]);
 	if (changed && what != CHANGE_HOLD)
-		daemon_queue_changed(d);
+		*kick = 1;
 	buf_printf(out, "%u message%s %s\n", changed, changed == 1 ? "" : "s",
 	    change_word[what]);
 	if (nmissing) {
@@ -440,6 +444,7 @@ do_change(daemon_t *d, const struct ctl_req *req, uid_t uid, buf_t *out)
 	return r;
 }
 
+/* On the reader thread. */
 static int
 do_delete(daemon_t *d, const struct ctl_req *req, uid_t uid, buf_t *out)
 {
@@ -585,15 +590,19 @@ walk_work(void *arg)
 {
 	struct walk *w = arg;
 
-	if (w->cmd == CTL_LIST) {
-		struct ctl_req req;
-
-		memset(&req, 0, sizeof(req));
-		req.cmd = CTL_LIST;
-		req.json = w->json;
-		w->rc = do_list(w->d, &req, w->out);
-	} else {
+	switch (w->req.cmd) {
+	case CTL_LIST:
+		w->rc = do_list(w->d, &w->req, w->out);
+		break;
+	case CTL_STATS:
 		w->rc = queue_stats(w->d->queue, &w->qs) == QUEUE_OK ? 0 : -1;
+		break;
+	case CTL_DELETE:
+		w->rc = do_delete(w->d, &w->req, w->uid, w->out);
+		break;
+	default:
+		w->rc = do_change(w->d, &w->req, w->uid, w->out, &w->kick);
+		break;
 	}
 }
 
@@ -606,22 +615,24 @@ walk_done(void *arg, int cancelled)
 		struct ctl_conn *c = w->c;
 
 		c->walk = NULL;
-		if (w->cmd == CTL_STATS) {
+		if (w->req.cmd == CTL_STATS) {
 			if (w->rc == 0)
-				w->rc =
-				    format_stats(w->d, w->json, &w->qs, w->out);
+				w->rc = format_stats(
+				    w->d, w->req.json, &w->qs, w->out);
 			else
 				buf_puts(w->out, "queue read error");
 		}
 		reply(c, w->rc == 0, w->out);
 	}
+	if (w->kick && !cancelled)
+		daemon_queue_changed(w->d);
 	buf_free(w->out);
 	free(w);
 }
 
 /* list and stats: 1 with the walk started, -1 with the reason in out. */
 static int
-start_walk(struct ctl_conn *c, const struct ctl_req *req, buf_t *out)
+start_walk(struct ctl_conn *c, const struct ctl_req *req, uid_t uid, buf_t *out)
 {
 	struct ctlsrv *srv = c->srv;
 	struct walk *w;
@@ -641,8 +652,8 @@ start_walk(struct ctl_conn *c, const struct ctl_req *req, buf_t *out)
 	w = xcalloc(1, sizeof(*w));
 	w->c = c;
 	w->d = srv->d;
-	w->cmd = req->cmd;
-	w->json = req->json;
+	w->req = *req;
+	w->uid = uid;
 	w->out = buf_new(0);
 	w->job = workq_submit(srv->reader, walk_work, walk_done, w);
 	if (w->job == NULL) {
@@ -733,18 +744,16 @@ handle(daemon_t *d, struct ctl_conn *c, const char *line, size_t len, uid_t uid,
 	switch (req->cmd) {
 	case CTL_LIST:
 	case CTL_STATS:
-		r = start_walk(c, req, out);
-		break;
-	case CTL_SHOW:
-		r = do_show(d, req, out);
-		break;
 	case CTL_DELETE:
-		r = do_delete(d, req, uid, out);
-		break;
 	case CTL_HOLD:
 	case CTL_RELEASE:
 	case CTL_FLUSH:
-		r = do_change(d, req, uid, out);
+		/* Each may touch the whole queue and sync it: off the
+		 * loop. */
+		r = start_walk(c, req, uid, out);
+		break;
+	case CTL_SHOW:
+		r = do_show(d, req, out);
 		break;
 	case CTL_CHECKPOINT:
 		/* On the writer thread: a checkpoint flushes and compacts,

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Nothing blocks the event loop on the disk (issue 8): strictmtad runs
 under `strace -f -e trace=fsync,fdatasync,...` while it accepts mail over
-SMTP, delivers it to a loopback sink, defers some, and queues
-non-delivery DSNs; afterwards not one of those calls came from the loop
+SMTP, delivers it to a loopback sink, defers some, queues non-delivery
+DSNs, and the admin flushes, holds, deletes and checkpoints; afterwards not one of those calls came from the loop
 thread (the main thread, whose TID is the daemon's PID). The figure
 printed: how many syncs each thread made.
 
@@ -87,6 +87,12 @@ class LoopNeverSyncs(unittest.TestCase):
         self.assertTrue(ok, "delivered %d of %d (+6 DSNs); log:\n%s" %
                         (len(sink.messages), n + 6, d.log_text(40)))
         time.sleep(2)  # the last writes and the deferrals' retry
+        # The admin's changes sync the queue too, but not on the loop.
+        for args in (("queue", "flush"), ("queue", "hold") +
+                     tuple(d.queue_ids()), ("queue", "stats"),
+                     ("queue", "delete", "--all"), ("queue", "checkpoint")):
+            r = d.cli(*args)
+            self.assertEqual(r.returncode, 0, (args, r.stderr))
         # Up to here: the shutdown may flush on the main thread once the
         # loop has stopped serving.
         with open(trace) as f:
