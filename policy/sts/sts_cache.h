@@ -7,7 +7,10 @@
  * after it expires (the admin CLI shows it); callers check expires.
  *
  * Ownership: entries returned by sts_cache_get() are the caller's
- * (sts_cache_entry_free()). Each put is written through to disk.
+ * (sts_cache_entry_free()). The whole cache is held in memory (read at
+ * open); each put or delete takes effect at once and is written to disk,
+ * with a sync, by the cache's own writer thread, never the caller's;
+ * sts_cache_close() waits for those writes.
  */
 #ifndef STRICTMTA_STS_CACHE_H
 #define STRICTMTA_STS_CACHE_H
