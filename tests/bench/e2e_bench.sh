@@ -52,7 +52,8 @@ export STRICTMTA_SOURCE_DIR=${STRICTMTA_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
 export STRICTMTA_BUILD_DIR=${STRICTMTA_BUILD_DIR:-$STRICTMTA_SOURCE_DIR/build}
 exec /usr/bin/python3 -B - "${1:-20000}" "${2:-5k}" "${3:-3}" "${4:-20}" \
     "${5:-0}" <<'PY'
-import json, math, os, re, shutil, socket, statistics, subprocess, sys
+import json, math, os, re, shutil, signal, socket, statistics, subprocess
+import sys
 import threading, time, unittest
 sys.path.insert(0, os.path.join(os.environ["STRICTMTA_SOURCE_DIR"],
                                 "tests", "lib"))
@@ -73,7 +74,8 @@ rounds, sessions, queued_n = (int(a) for a in sys.argv[3:6])
 SMTA_HOST, PF_HOST = "127.32.0.1", "127.32.0.2"
 SINK_HOSTS = {"strictmta": "127.32.0.11", "postfix": "127.32.0.12"}
 PROBE_HOST = "127.32.0.20"
-STALLED = "[127.32.0.30]:25"  # nothing listens there
+STALLED_HOST = "127.32.0.30"  # nothing listens there (until the restart)
+STALLED = "[%s]:25" % STALLED_HOST
 PORT = 25
 BULK, PROBE, STALL = "bulk.bench", "probe.bench", "stall.bench"
 PROBE_RATE = 10.0
@@ -520,6 +522,10 @@ def load_phase(mta, sink, probe_sink, rnd, reuse):
         src.kill()
         _, err = src.communicate()
         err = b"timed out; " + err
+    finally:
+        if src.poll() is None:  # interrupted: stop it by its PID
+            src.kill()
+            src.wait(10)
     t_acc = time.monotonic()
     if src.returncode != 0:
         say("%s: smtp-source failed (%s): %s" % (mta.name, src.returncode,
@@ -633,7 +639,7 @@ def queued_phase(cls, probe_port):
         mta.stop()
         r = {"disk": (disk2 - disk0) / max(1, q2),
              "mem": (pss2 - pss0) / max(1, q2), "running": pss1}
-        sink = BulkSink(STALLED.strip("[").split("]")[0])
+        sink = BulkSink(STALLED_HOST)
         sink.expect(q2)
         t0 = time.monotonic()
         mta.start()
@@ -663,43 +669,54 @@ def queued_phase(cls, probe_port):
 
 def table_row(name, pf, sm, fmt, ratio=True):
     r = "%.2f" % (sm / pf) if ratio and pf else "-"
-    say("%-30s %-12s %-12s %s" % (name, fmt % pf, fmt % sm, r))
+    say("%-34s %-12s %-12s %s" % (name, fmt % pf, fmt % sm, r))
 
 
 def main():
+    # SIGTERM (timeout(1), a shell's kill) ends the run through the
+    # finally blocks, which stop what it started.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit("e2e_bench: terminated"))
     for exe in (SINK_EXE, SOURCE_EXE):
         if not os.access(exe, os.X_OK):
             sys.exit("%s is not installed (apt-get install postfix)" % exe)
     say("e2e_bench: %d messages of %d bytes, %d sessions, %d rounds; "
         "probes at %.0f/s; %d cores" % (n, size, sessions, rounds,
                                         PROBE_RATE, os.cpu_count()))
+    # Every address first, before anything starts that would need
+    # stopping.
+    for host in (SMTA_HOST, PF_HOST, STALLED_HOST) + tuple(
+            SINK_HOSTS.values()):
+        need_free(host, PORT)
     probe_sink = ProbeSink(PROBE_HOST)
-    sinks = {k: BulkSink(h) for k, h in SINK_HOSTS.items()}
-    mtas = [Strictmta(probe_sink.port), Postfix(probe_sink.port)]
-    res = {(m.name, k): [] for m in mtas for k in ("reuse", "noreuse")}
-    idle = {m.name: [] for m in mtas}
+    sinks, mtas, footprint = {}, [], {}
+    res = {(m, k): [] for m in ("strictmta", "postfix")
+           for k in ("reuse", "noreuse")}
+    idle = {"strictmta": [], "postfix": []}
     try:
-        for m in mtas:
-            m.start()
-        for rnd in range(1, rounds + 1):
-            order = mtas if rnd % 2 else mtas[::-1]
-            for m in order:
-                idle[m.name] += idle_phase(m, probe_sink, rnd)
-            for reuse in (True, False):
+        try:
+            for k, h in SINK_HOSTS.items():
+                sinks[k] = BulkSink(h)
+            for cls in (Strictmta, Postfix):
+                mtas.append(cls(probe_sink.port))
+                mtas[-1].start()
+            for rnd in range(1, rounds + 1):
+                order = mtas if rnd % 2 else mtas[::-1]
                 for m in order:
-                    res[(m.name, "reuse" if reuse else "noreuse")].append(
-                        load_phase(m, sinks[m.name], probe_sink, rnd,
-                                   reuse))
-        for m in mtas:
-            say("%-9s log: %s" % (m.name, log_summary(m)))
-    finally:
-        for m in mtas:
-            m.stop()
-            m.cleanup()
-        for s in sinks.values():
-            s.stop()
-    footprint = {}
-    try:
+                    idle[m.name] += idle_phase(m, probe_sink, rnd)
+                for reuse in (True, False):
+                    for m in order:
+                        res[(m.name, "reuse" if reuse else "noreuse")
+                            ].append(load_phase(m, sinks[m.name],
+                                                probe_sink, rnd, reuse))
+            for m in mtas:
+                say("%-9s log: %s" % (m.name, log_summary(m)))
+        finally:
+            for m in mtas:
+                m.stop()
+                m.cleanup()
+            for s in sinks.values():
+                s.stop()
         if queued_n > 0:
             for cls in (Strictmta, Postfix):
                 footprint[cls.name] = queued_phase(cls, probe_sink.port)
@@ -717,7 +734,7 @@ def main():
     say("%d messages of %d bytes over %d sessions; medians of %d rounds "
         "(latency: every probe of every round)" % (n, size, sessions,
                                                    rounds))
-    say("%-30s %-12s %-12s %s" % ("figure", "postfix", "strictmta", "ratio"))
+    say("%-34s %-12s %-12s %s" % ("figure", "postfix", "strictmta", "ratio"))
     for mode, label in (("reuse", "reuse"), ("noreuse", "no reuse")):
         table_row("delivered/s (%s)" % label, med("postfix", mode, "rate"),
                   med("strictmta", mode, "rate"), "%.0f")
@@ -730,7 +747,7 @@ def main():
                  percentile(idle["strictmta"], 0.99))
         else:
             a, b = lat("postfix", mode)[:2], lat("strictmta", mode)[:2]
-        say("%-30s %-12s %-12s %s" % (
+        say("%-34s %-12s %-12s %s" % (
             "p50 / p99 latency %s (s)" % label, "%.3f/%.3f" % a,
             "%.3f/%.3f" % b, "%.2f/%.2f" % (b[0] / a[0], b[1] / a[1])
             if a[0] and a[1] else "-"))
