@@ -922,6 +922,13 @@ stale_op(queue_t *q, DB_TXN *txn, void *a)
 int
 queue_due(queue_t *q, int64_t now, size_t max, queue_visit_fn *fn, void *arg)
 {
+	return queue_due_skip(q, now, max, NULL, fn, arg);
+}
+
+int
+queue_due_skip(queue_t *q, int64_t now, size_t max, queue_skip_fn *skip,
+    queue_visit_fn *fn, void *arg)
+{
 	struct sched_entry *v;
 	size_t n, i;
 	int ret, visited = 0;
@@ -930,7 +937,11 @@ queue_due(queue_t *q, int64_t now, size_t max, queue_visit_fn *fn, void *arg)
 		return queue_result(q, ret, "schedule walk", NULL, NULL);
 	for (i = 0; i < n; i++) {
 		struct queue_env *env = NULL;
-		int rc = queue_get(q, v[i].qid, &env);
+		int rc;
+
+		if (skip != NULL && skip(arg, v[i].qid))
+			continue;
+		rc = queue_get(q, v[i].qid, &env);
 		int64_t due = env ? queue_env_next_due(env) : -1;
 
 		if (rc == QUEUE_OK && due == v[i].when) {

@@ -177,6 +177,11 @@ int queue_delete(queue_t *, const char *qid);
  */
 typedef int queue_visit_fn(void *arg, const struct queue_env *);
 int queue_due(queue_t *, int64_t now, size_t max, queue_visit_fn *, void *);
+/* The same; skip(arg, qid) nonzero passes a message over before its
+ * envelope is read (one already in hand). */
+typedef int queue_skip_fn(void *arg, const char *qid);
+int queue_due_skip(queue_t *, int64_t now, size_t max, queue_skip_fn *skip,
+    queue_visit_fn *, void *);
 /* Calls fn for every message in queue ID (arrival) order. */
 int queue_walk(queue_t *, queue_visit_fn *, void *);
 /* Earliest scheduled time in the index, or -1 when nothing is scheduled. */

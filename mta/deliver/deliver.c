@@ -85,12 +85,24 @@ secs(char *out, size_t len, int64_t usec)
 /*
  * Messages and jobs
  */
+static unsigned
+msg_bucket(const char *qid)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *qid; qid++) {
+		h ^= (unsigned char)*qid;
+		h *= 16777619u;
+	}
+	return h % MSG_BUCKETS;
+}
+
 struct dmsg *
 msg_find(deliver_t *d, const char *qid)
 {
 	struct dmsg *m;
 
-	for (m = d->msgs; m != NULL; m = m->next)
+	for (m = d->msg_tab[msg_bucket(qid)]; m != NULL; m = m->hnext)
 		if (strcmp(m->env->qid, qid) == 0)
 			return m;
 	return NULL;
@@ -102,14 +114,20 @@ msg_free(deliver_t *d, struct dmsg *m)
 	struct dmsg **pp;
 	size_t i;
 
-	for (pp = &d->msgs; *pp != NULL; pp = &(*pp)->next) {
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		d->msgs = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	for (pp = &d->msg_tab[msg_bucket(m->env->qid)]; *pp != NULL;
+	     pp = &(*pp)->hnext)
 		if (*pp == m) {
-			*pp = m->next;
-			d->nmsgs--;
-			d->msg_bytes -= m->len;
+			*pp = m->hnext;
 			break;
 		}
-	}
+	d->nmsgs--;
+	d->msg_bytes -= m->len;
 	for (i = 0; i < m->env->nrcpt; i++) {
 		free(m->fail_remote[i]);
 		free(m->fail_diag[i]);
@@ -351,11 +369,21 @@ due_visit(void *arg, const struct queue_env *env)
 	        l->d->msg_bytes + l->bytes + env->size > MAX_IN_FLIGHT_BYTES))
 		return 1;
 	if (msg_find(l->d, env->qid) != NULL || write_pending(l->d, env->qid))
-		return 0;
+		return 0; /* not read: due_skip passed it over */
 	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
 	l->v[l->n++] = queue_env_dup(env);
 	l->bytes += env->size;
 	return 0;
+}
+
+/* Messages in flight, or with a write in the writer's hands, need no
+ * reading (the index lists them until their next attempt is written). */
+static int
+due_skip(void *arg, const char *qid)
+{
+	struct due_list *l = arg;
+
+	return msg_find(l->d, qid) != NULL || write_pending(l->d, qid);
 }
 
 /* Splits one due message into jobs per destination, in time linear in
@@ -392,7 +420,11 @@ msg_start(deliver_t *d, struct queue_env *env, int64_t now)
 	m->fail_remote = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(char *));
 	m->fail_diag = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(char *));
 	m->next = d->msgs;
+	if (d->msgs)
+		d->msgs->prev = m;
 	d->msgs = m;
+	m->hnext = d->msg_tab[msg_bucket(env->qid)];
+	d->msg_tab[msg_bucket(env->qid)] = m;
 	d->nmsgs++;
 	d->msg_bytes += m->len;
 	m->njobs = 1; /* held while the jobs are made */
@@ -519,7 +551,8 @@ run_queue(deliver_t *d)
 		return; /* a run is still being started */
 	memset(&l, 0, sizeof(l));
 	l.d = d;
-	queue_due(d->q, clock_now(), d->nmsgs + 200, due_visit, &l);
+	queue_due_skip(
+	    d->q, clock_now(), d->nmsgs + 200, due_skip, due_visit, &l);
 	d->due = l.v;
 	d->ndue = l.n;
 	d->due_next = 0;
@@ -543,6 +576,16 @@ deliver_kick(deliver_t *d)
 		return;
 	/* Coalesced: many kicks in one loop pass make one run. */
 	evtimer_add(d->timer, &tv);
+}
+
+void
+deliver_kick_soon(deliver_t *d)
+{
+	struct timeval tv = {0, KICK_COALESCE_MSEC * 1000};
+
+	/* Its own timer: d->timer may be armed for much later. */
+	if (!evtimer_pending(d->soon_ev, NULL))
+		evtimer_add(d->soon_ev, &tv);
 }
 
 deliver_t *
@@ -593,6 +636,7 @@ deliver_new(struct event_base *base, const struct config *cfg, queue_t *q,
 	d->pump_ev = event_new(base, -1, 0, pump_all_cb, d);
 	d->start_ev = event_new(base, -1, 0, start_cb, d);
 	d->flush_ev = evtimer_new(base, flush_cb, d);
+	d->soon_ev = evtimer_new(base, timer_cb, d);
 	deliver_kick(d);
 	return d;
 }
@@ -676,6 +720,7 @@ deliver_free(deliver_t *d)
 	event_free(d->pump_ev);
 	event_free(d->start_ev);
 	event_free(d->flush_ev);
+	event_free(d->soon_ev);
 	deliver_tmap_free(d->tmap);
 	smtp_tls_ctx_free(d->ssl);
 	free(d);

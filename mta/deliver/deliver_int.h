@@ -47,6 +47,12 @@
 /* Buckets counting queue writes in the writer's hands, by queue ID hash:
  * a message with one is not started again until it is written. */
 #define PENDING_BUCKETS 65536
+/* Messages in flight by queue ID: a queue run asks for each it sees. */
+#define MSG_BUCKETS 2048
+/* A finished message makes a queue run at most this soon (ms): a run
+ * that every completion made at once would read the whole in-flight
+ * part of the index again each time. */
+#define KICK_COALESCE_MSEC 50
 
 #define DEST_REQUIRETLS 1
 #define DEST_TLS_OPTIONAL 2
@@ -57,7 +63,8 @@ struct conn;
 
 /* A message with attempts in progress. */
 struct dmsg {
-	struct dmsg *next;
+	struct dmsg *next, *prev;
+	struct dmsg *hnext; /* in d->msg_tab, by queue ID */
 	struct queue_env *env;
 	char *content;
 	size_t len;
@@ -177,6 +184,7 @@ struct deliver {
 	deliver_tmap_t *tmap;
 	struct event *timer;
 	struct dmsg *msgs;
+	struct dmsg *msg_tab[MSG_BUCKETS];
 	unsigned nmsgs;
 	uint64_t msg_bytes; /* content held by msgs */
 	struct dest *dests;
@@ -194,6 +202,7 @@ struct deliver {
 	size_t ndue, due_next;
 	struct event *start_ev;
 	struct event *flush_ev; /* writes dirty envelopes (ENV_FLUSH_MSEC) */
+	struct event *soon_ev; /* deliver_kick_soon's run */
 	qcommit_t *commit; /* the writer thread, or NULL (unit tests) */
 	struct qwrite *qwrites; /* ours, in the writer's hands */
 	unsigned *pending; /* PENDING_BUCKETS counts */
@@ -236,6 +245,8 @@ const char *secs(char *out, size_t len, int64_t usec);
 
 /* deliver.c: destinations and the queue run */
 void dest_maybe_free(struct dest *t);
+/* A queue run soon (KICK_COALESCE_MSEC): after a message finished. */
+void deliver_kick_soon(deliver_t *d);
 void dest_pump(struct dest *t);
 
 /* deliver_result.c: results, DSNs, envelope writes */

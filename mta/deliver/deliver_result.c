@@ -356,7 +356,7 @@ dsn_done(void *arg, int err, const char *bqid)
 	if (m != NULL) {
 		write_env(d, m, err == QUEUE_OK, 1);
 		msg_free(d, m);
-		deliver_kick(d);
+		deliver_kick_soon(d);
 	}
 }
 
@@ -590,5 +590,5 @@ msg_job_finished(deliver_t *d, struct dmsg *m)
 		return; /* dsn_done ends the message */
 	write_env(d, m, rc == 0, 1);
 	msg_free(d, m);
-	deliver_kick(d);
+	deliver_kick_soon(d);
 }
