@@ -379,12 +379,25 @@ qcommit_free(qcommit_t *qc)
 	free(qc);
 }
 
+/* Hands it to the writer; returns its ticket. */
+static uint64_t
+enqueue(qcommit_t *qc, struct qitem *it)
+{
+	uint64_t ticket;
+
+	pthread_mutex_lock(&qc->lock);
+	ticket = it->ticket = qc->next_ticket++;
+	qlist_push(&qc->waiting, it);
+	pthread_cond_signal(&qc->cond);
+	pthread_mutex_unlock(&qc->lock);
+	return ticket;
+}
+
 uint64_t
 qcommit_submit(qcommit_t *qc, struct queue_env *env, char *content, size_t len,
     qcommit_done_fn *fn, void *arg)
 {
 	struct qitem *it = xcalloc(1, sizeof(*it));
-	uint64_t ticket;
 
 	it->env = env;
 	it->content = content;
@@ -393,12 +406,7 @@ qcommit_submit(qcommit_t *qc, struct queue_env *env, char *content, size_t len,
 	it->arg = arg;
 	memcpy(it->qid, env->qid, sizeof(it->qid));
 	it->qid[QUEUE_ID_LEN] = '\0';
-	pthread_mutex_lock(&qc->lock);
-	ticket = it->ticket = qc->next_ticket++;
-	qlist_push(&qc->waiting, it);
-	pthread_cond_signal(&qc->cond);
-	pthread_mutex_unlock(&qc->lock);
-	return ticket;
+	return enqueue(qc, it);
 }
 
 uint64_t
@@ -406,7 +414,6 @@ qcommit_update(qcommit_t *qc, struct queue_env *env, int flags,
     qcommit_done_fn *fn, void *arg)
 {
 	struct qitem *it = xcalloc(1, sizeof(*it));
-	uint64_t ticket;
 
 	it->env = env;
 	it->update = flags + 1;
@@ -414,29 +421,18 @@ qcommit_update(qcommit_t *qc, struct queue_env *env, int flags,
 	it->arg = arg;
 	memcpy(it->qid, env->qid, sizeof(it->qid));
 	it->qid[QUEUE_ID_LEN] = '\0';
-	pthread_mutex_lock(&qc->lock);
-	ticket = it->ticket = qc->next_ticket++;
-	qlist_push(&qc->waiting, it);
-	pthread_cond_signal(&qc->cond);
-	pthread_mutex_unlock(&qc->lock);
-	return ticket;
+	return enqueue(qc, it);
 }
 
 uint64_t
 qcommit_checkpoint(qcommit_t *qc, qcommit_done_fn *fn, void *arg)
 {
 	struct qitem *it = xcalloc(1, sizeof(*it));
-	uint64_t ticket;
 
 	it->checkpoint = 1;
 	it->fn = fn;
 	it->arg = arg;
-	pthread_mutex_lock(&qc->lock);
-	ticket = it->ticket = qc->next_ticket++;
-	qlist_push(&qc->waiting, it);
-	pthread_cond_signal(&qc->cond);
-	pthread_mutex_unlock(&qc->lock);
-	return ticket;
+	return enqueue(qc, it);
 }
 
 void

@@ -88,13 +88,7 @@ secs(char *out, size_t len, int64_t usec)
 static unsigned
 msg_bucket(const char *qid)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *qid; qid++) {
-		h ^= (unsigned char)*qid;
-		h *= 16777619u;
-	}
-	return h % MSG_BUCKETS;
+	return qid_hash(qid) % MSG_BUCKETS;
 }
 
 struct dmsg *

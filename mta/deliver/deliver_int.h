@@ -233,6 +233,19 @@ struct attempt {
 	int64_t setup_usec;
 };
 
+/* FNV-1a of a queue ID, for the tables keyed by one. */
+static inline uint32_t
+qid_hash(const char *qid)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *qid; qid++) {
+		h ^= (unsigned char)*qid;
+		h *= 16777619u;
+	}
+	return h;
+}
+
 /* deliver.c: messages and jobs */
 void job_add_rcpt(struct job *j, size_t i);
 void job_free(struct job *j);

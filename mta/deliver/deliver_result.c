@@ -266,13 +266,7 @@ static void write_env(deliver_t *, struct dmsg *, int apply_failures, int);
 static unsigned
 pending_bucket(const char *qid)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *qid; qid++) {
-		h ^= (unsigned char)*qid;
-		h *= 16777619u;
-	}
-	return h % PENDING_BUCKETS;
+	return qid_hash(qid) % PENDING_BUCKETS;
 }
 
 /* A collision only makes another message wait for the next run. */
