@@ -265,7 +265,7 @@ dest_free(struct dest *t)
 void
 dest_maybe_free(struct dest *t)
 {
-	if (t->njobs == 0 && t->nconn == 0 && t->route_state != 1)
+	if (t->njobs == 0 && t->nconn == 0 && t->route_state != ROUTE_RESOLVING)
 		dest_free(t);
 }
 
@@ -285,7 +285,7 @@ dest_pump(struct dest *t)
 	struct conn *c;
 	struct job *j;
 
-	if (t->route_state == 2 && clock_now() >= t->route_expires) {
+	if (t->route_state == ROUTE_READY && clock_now() >= t->route_expires) {
 		/* Stale route: close idle sessions; once none is left,
 		 * look the destination up again. Busy sessions finish
 		 * their message and close (conn_after_job). */
@@ -293,18 +293,18 @@ dest_pump(struct dest *t)
 
 		for (c = t->conns; c != NULL; c = next) {
 			next = c->next;
-			if (c->idle)
+			if (c->state == CONN_IDLE)
 				conn_free(c);
 		}
 		if (t->nconn > 0)
 			return;
-		t->route_state = 0;
+		route_enter_state(t, ROUTE_NONE);
 	}
-	if (t->route_state == 0)
+	if (t->route_state == ROUTE_NONE)
 		route_start(t);
-	if (t->route_state == 1)
+	if (t->route_state == ROUTE_RESOLVING)
 		return;
-	if (t->route_state == 3) {
+	if (t->route_state == ROUTE_FAILED) {
 		/* Every job of the destination gets the routing verdict. */
 		while ((j = dest_take_job(t)) != NULL)
 			job_fail_local(
@@ -316,11 +316,11 @@ dest_pump(struct dest *t)
 	}
 	/* Idle sessions first: no new connection when one is open. */
 	for (c = t->conns; c != NULL && t->njobs > 0; c = c->next) {
-		if (!c->idle ||
+		if (c->state != CONN_IDLE ||
 		    c->reuse + 1 >=
 		        (unsigned)d->cfg->smtp_connection_reuse_count_limit)
 			continue;
-		c->idle = 0;
+		conn_enter_state(c, CONN_SESSION);
 		evtimer_del(c->idle_timer);
 		c->job = dest_take_job(t);
 		c->reuse++;

@@ -25,6 +25,22 @@
 #include "mta/util/qid.h"
 #include "mta/util/xalloc.h"
 
+static const char *const conn_state_names[] = {
+    [CONN_POLICY] = "policy",
+    [CONN_SESSION] = "session",
+    [CONN_IDLE] = "idle",
+};
+
+void
+conn_enter_state(struct conn *c, enum conn_state st)
+{
+	if (c->state != st)
+		log_debug("%s: connection %p: %s -> %s", c->dest->name,
+		    (void *)c, conn_state_names[c->state],
+		    conn_state_names[st]);
+	c->state = st;
+}
+
 /*
  * Connections
  */
@@ -83,6 +99,7 @@ conn_connect(struct conn *c)
 	                    strcmp(c->pol.source, "config") != 0 &&
 	                    tls_level_must_encrypt(c->pol.level);
 	d->st.connections++;
+	conn_enter_state(c, CONN_SESSION);
 	c->sess = smtp_sess_new(d->base, d->cfg, &o,
 	    (const struct sockaddr *)&a->ss, a->len, sess_cb, c);
 }
@@ -249,6 +266,7 @@ conn_next_addr(struct conn *c)
 		req.mx_dnssec = t->mx_dnssec;
 		req.host_dnssec = t->hosts[host].addr_dnssec;
 		req.nexthop = t->nexthop;
+		conn_enter_state(c, CONN_POLICY);
 		c->policy_id = d->policy(d->policy_arg, &req, policy_done, c);
 		return;
 	}
@@ -381,7 +399,7 @@ conn_after_job(struct conn *c)
 		conn_free(c);
 		return;
 	}
-	c->idle = 1;
+	conn_enter_state(c, CONN_IDLE);
 	if (c->idle_timer == NULL)
 		c->idle_timer = evtimer_new(d->base, idle_cb, c);
 	{

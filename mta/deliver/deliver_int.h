@@ -61,6 +61,21 @@ struct job;
 struct dest;
 struct conn;
 
+/* A destination's route. */
+enum route_state {
+	ROUTE_NONE, /* not looked up (or stale: to look up again) */
+	ROUTE_RESOLVING, /* MX and address lookups in flight */
+	ROUTE_READY, /* addrs[] usable until route_expires */
+	ROUTE_FAILED, /* every job gets fail_code/fail_status */
+};
+
+/* A delivery connection. */
+enum conn_state {
+	CONN_POLICY, /* waiting for the TLS verdict of the next address */
+	CONN_SESSION, /* an SMTP session: connecting, or a transaction */
+	CONN_IDLE, /* a session kept open for the destination's next job */
+};
+
 /* A message with attempts in progress. */
 struct dmsg {
 	struct dmsg *next, *prev;
@@ -133,7 +148,7 @@ struct dest {
 	struct conn *conns;
 	unsigned nconn;
 	/* Route: resolving, then ready or failed. */
-	int route_state; /* 0 none, 1 resolving, 2 ready, 3 failed */
+	enum route_state route_state;
 	int64_t route_expires; /* ready route: re-resolve after (TTL) */
 	uint32_t ttl; /* smallest TTL seen while resolving */
 	struct deliver_nexthop nh;
@@ -164,7 +179,7 @@ struct conn {
 	uint64_t policy_id;
 	struct deliver_policy pol;
 	int no_tls; /* fallback to clear for this address */
-	int idle;
+	enum conn_state state;
 	struct event *idle_timer;
 	unsigned reuse;
 	int64_t setup_usec;
@@ -272,10 +287,12 @@ void qwrite_free(struct qwrite *w);
 int write_pending(const deliver_t *d, const char *qid);
 
 /* deliver_route.c: routing */
+void route_enter_state(struct dest *t, enum route_state st);
 void route_start(struct dest *t);
 void scratch_free(struct dest *t);
 
 /* deliver_conn.c: connections and sessions */
+void conn_enter_state(struct conn *c, enum conn_state st);
 void conn_after_job(struct conn *c);
 void conn_free(struct conn *c);
 struct conn *conn_new(struct dest *t, struct job *j);

@@ -29,6 +29,22 @@
 /*
  * Routing
  */
+static const char *const route_state_names[] = {
+    [ROUTE_NONE] = "none",
+    [ROUTE_RESOLVING] = "resolving",
+    [ROUTE_READY] = "ready",
+    [ROUTE_FAILED] = "failed",
+};
+
+void
+route_enter_state(struct dest *t, enum route_state st)
+{
+	if (t->route_state != st)
+		log_debug("%s: route %s -> %s", t->name,
+		    route_state_names[t->route_state], route_state_names[st]);
+	t->route_state = st;
+}
+
 static void route_done(struct dest *);
 static struct host_addrs *host_addrs_for(struct dest *, unsigned);
 
@@ -40,7 +56,7 @@ route_fail(struct dest *t, int code, const char *status, const char *fmt, ...)
 {
 	va_list ap;
 
-	t->route_state = 3;
+	route_enter_state(t, ROUTE_FAILED);
 	t->fail_code = code;
 	snprintf(t->fail_status, sizeof(t->fail_status), "%s", status);
 	va_start(ap, fmt);
@@ -197,7 +213,7 @@ route_done(struct dest *t)
 			    "%s",
 			    t->name);
 	} else {
-		t->route_state = 2;
+		route_enter_state(t, ROUTE_READY);
 		/* Follow DNS changes: at most the smallest TTL, bounded. */
 		t->route_expires =
 		    clock_now() + (t->ttl < ROUTE_MIN_AGE ? ROUTE_MIN_AGE
@@ -334,7 +350,7 @@ route_start(struct dest *t)
 	    deliver_tmap_lookup(d->tmap, t->name);
 	size_t l = strlen(t->name);
 
-	t->route_state = 1;
+	route_enter_state(t, ROUTE_RESOLVING);
 	t->ttl = UINT32_MAX;
 	memset(t->dead_until, 0, sizeof(t->dead_until));
 	t->mx_dnssec = DNSSEC_INDETERMINATE;
@@ -364,7 +380,7 @@ route_start(struct dest *t)
 			t->hosts[0].addr_dnssec = DNSSEC_INSECURE;
 			t->addrs[0] = a;
 			t->naddrs = 1;
-			t->route_state = 2;
+			route_enter_state(t, ROUTE_READY);
 			t->route_expires = clock_now() + ROUTE_MAX_AGE;
 			dest_pump(t);
 			return;
