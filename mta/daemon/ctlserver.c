@@ -30,7 +30,7 @@
 
 #include "ctlproto.h"
 #include "daemon_int.h"
-#include "mta/deliver/tls_policy.h"
+#include "policy/verdict/tls_policy.h"
 #include "mta/cli/control.h"
 #include "mta/deliver/deliver.h"
 #include "mta/util/clock.h"

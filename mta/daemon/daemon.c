@@ -39,7 +39,7 @@
 
 #include "daemon_int.h"
 #include "mta/deliver/deliver.h"
-#include "mta/deliver/tls_policy.h"
+#include "policy/verdict/tls_policy.h"
 #include "mta/util/clock.h"
 #include "mta/util/log.h"
 #include "mta/util/safepath.h"
@@ -731,8 +731,6 @@ load_services(daemon_t *d, int *exit_code, buf_t *err)
 static int
 open_queue(daemon_t *d, int *exit_code, buf_t *err)
 {
-	buf_t *path;
-
 	*exit_code = DAEMON_EX_OSERR;
 	/* queue_open() takes queue_directory and uses its db/. */
 	d->queue = queue_open(d->qdir, err);
@@ -746,24 +744,15 @@ open_queue(daemon_t *d, int *exit_code, buf_t *err)
 	/* Delivery results and DSNs are written by the commit thread. */
 	deliver_set_commit(d->deliver, d->commit);
 	smtpd_set_commit(d->smtpd, d->commit);
-	path = buf_new(4096);
-	buf_printf(path, "%s/policy", d->qdir);
-	if (mkdir(buf_data(path), 0700) < 0 && errno != EEXIST) {
-		buf_printf(err, "%s: %s", buf_data(path), strerror(errno));
-		buf_free(path);
-		return -1;
-	}
-	buf_puts(path, "/sts-cache.db");
-	d->sts_cache_path = buf_steal(path, NULL);
-	buf_free(path);
-	/* DANE and MTA-STS verdicts; reads no root-only file (the CA
-	 * bundle was read in load_services). */
-	if ((d->tls_policy = tls_policy_new(d->base, d->cfg, d->resolver,
-	         d->sts_cache_path, err)) == NULL) {
+	/* DANE and MTA-STS verdicts, and the MTA-STS cache in policy/;
+	 * reads no root-only file (the CA bundle was read in
+	 * load_services). */
+	if ((d->tls_policy = tls_policy_new(
+	         d->base, d->cfg, d->resolver, err)) == NULL) {
 		*exit_code = DAEMON_EX_CONFIG;
 		return -1;
 	}
-	tls_policy_attach(d->tls_policy, d->deliver);
+	deliver_use_tls_policy(d->deliver, d->tls_policy);
 	return 0;
 }
 
@@ -914,7 +903,6 @@ daemon_free(daemon_t *d)
 	/* In-flight deliveries are forgotten: retried after restart. */
 	deliver_free(d->deliver);
 	tls_policy_free(d->tls_policy);
-	free(d->sts_cache_path);
 	/* Finishes the batch being written: what was committed stays. */
 	qcommit_free(d->commit);
 	queue_close(d->queue);

@@ -73,10 +73,9 @@ struct daemon {
 	 */
 	struct resolver *resolver;
 	struct deliver *deliver;
-	/* DANE and MTA-STS verdicts for delivery (mta/deliver/tls_policy);
-	 * its MTA-STS cache is queue_directory/policy/sts-cache.db. */
+	/* DANE and MTA-STS verdicts for delivery (policy/verdict), which
+	 * keeps its MTA-STS cache in queue_directory/policy/. */
 	struct tls_policy *tls_policy;
-	char *sts_cache_path;
 };
 
 /* import.c: the maildrop pickup. */

@@ -39,6 +39,7 @@
 #include <openssl/ssl.h>
 
 #include "mta/deliver/deliver_int.h"
+#include "policy/verdict/tls_policy.h"
 #include "mta/util/clock.h"
 #include "mta/util/config.h"
 #include "mta/util/log.h"
@@ -650,8 +651,15 @@ deliver_set_queue(deliver_t *d, queue_t *q)
 }
 
 void
-deliver_set_policy(deliver_t *d, deliver_policy_fn *fn,
-    deliver_policy_cancel_fn *cancel, void *arg)
+deliver_use_tls_policy(deliver_t *d, struct tls_policy *tp)
+{
+	tls_policy_use_ctx(tp, d->ssl);
+	deliver_set_policy(d, tls_policy_request, tls_policy_cancel, tp);
+}
+
+void
+deliver_set_policy(
+    deliver_t *d, tls_verdict_fn *fn, tls_verdict_cancel_fn *cancel, void *arg)
 {
 	d->policy = fn;
 	d->policy_cancel = cancel;

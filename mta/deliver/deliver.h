@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "mta/smtp/smtp.h"
+#include "policy/verdict/verdict.h"
 #include "mta/util/buf.h"
 #include "queue/qcommit.h"
 #include "queue/queue.h"
@@ -62,46 +63,19 @@ struct deliver_stats {
 void deliver_get_stats(const deliver_t *, struct deliver_stats *);
 
 /*
- * The TLS policy seam. Before connecting to a host, deliver asks the
- * policy for a verdict. The default (no hook) is smtp_tls_security_level
- * ("dane" means "may" until a DANE module hooks in). DANE and MTA-STS
- * install a hook; it may answer at once or later (DNS, HTTPS), but always
- * through done() from the event loop, never from inside the call.
+ * The TLS policy seam (policy/verdict/verdict.h). Before connecting to a
+ * host, deliver asks the policy for a verdict. The default (no hook) is
+ * smtp_tls_security_level ("dane" means "may" without the engine). The
+ * engine (policy/verdict/tls_policy.h) may answer at once or later (DNS,
+ * HTTPS), but always through done() from the event loop, never from
+ * inside the call.
  */
-struct deliver_policy_req {
-	const char *domain; /* recipient domain (the policy domain) */
-	const char *host; /* MX host name (or the nexthop) */
-	unsigned port;
-	int via_mx; /* host came from an MX lookup */
-	enum dnssec_status mx_dnssec; /* of the MX RRset */
-	enum dnssec_status host_dnssec; /* of the host's address records */
-	int nexthop; /* routed by transport_maps or an address literal,
-	                not by the recipient domain's own DNS */
-};
-
-struct deliver_policy {
-	enum tls_level level;
-	/* "" to use the host; else skip it (e.g. "4.7.5") with reason. */
-	char status[SMTP_STATUS_SIZE];
-	char reason[256];
-	/* static: "config", "dane", "mta-sts". Only a "config" verdict at
-	 * level may allows smtp_tls_fallback_to_clear: a hook answers
-	 * "config" for destinations without a DANE or MTA-STS policy. */
-	const char *source;
-	/* Optional: set up the SSL (TLSA records) before the handshake;
-	 * free_fn(arg) is called when the connection ends. */
-	smtp_tls_setup_fn *tls_setup;
-	void *tls_setup_arg;
-	void (*tls_setup_free)(void *);
-};
-
-typedef void deliver_policy_done(void *arg, const struct deliver_policy *);
-/* Returns a nonzero request id for cancel. */
-typedef uint64_t deliver_policy_fn(void *parg,
-    const struct deliver_policy_req *, deliver_policy_done *done, void *arg);
-typedef void deliver_policy_cancel_fn(void *parg, uint64_t id);
 void deliver_set_policy(
-    deliver_t *, deliver_policy_fn *, deliver_policy_cancel_fn *, void *parg);
+    deliver_t *, tls_verdict_fn *, tls_verdict_cancel_fn *, void *parg);
+/* Delivery asks the DANE/MTA-STS engine from now on (tp outlives it),
+ * and the engine's DANE is enabled on delivery's TLS context. */
+struct tls_policy;
+void deliver_use_tls_policy(deliver_t *, struct tls_policy *tp);
 /* The TLS client context of every session (for dane_ctx_enable()); owned
  * by deliver, valid until deliver_free(). */
 SSL_CTX *deliver_ssl_ctx(deliver_t *);

@@ -45,7 +45,7 @@ conn_enter_state(struct conn *c, enum conn_state st)
  * Connections
  */
 static void
-policy_default(deliver_t *d, struct deliver_policy *p)
+policy_default(deliver_t *d, struct tls_verdict *p)
 {
 	memset(p, 0, sizeof(*p));
 	if (tls_level_parse(d->cfg->smtp_tls_security_level, &p->level) < 0)
@@ -114,7 +114,7 @@ conn_connect(struct conn *c)
  * certificate (docs/tls-policy.md).
  */
 static void
-requiretls_check(const struct dest *t, struct deliver_policy *p)
+requiretls_check(const struct dest *t, struct tls_verdict *p)
 {
 	const char *why;
 
@@ -143,7 +143,7 @@ requiretls_check(const struct dest *t, struct deliver_policy *p)
  * the header speaks for the sender about the recipient's policy only.
  */
 static void
-tls_optional_apply(struct deliver_policy *p)
+tls_optional_apply(struct tls_verdict *p)
 {
 	char was[128];
 
@@ -166,7 +166,7 @@ tls_optional_apply(struct deliver_policy *p)
 }
 
 static void
-policy_done(void *arg, const struct deliver_policy *p)
+policy_done(void *arg, const struct tls_verdict *p)
 {
 	struct conn *c = arg;
 	struct dest *t = c->dest;
@@ -256,7 +256,7 @@ conn_next_addr(struct conn *c)
 	policy_release(c);
 	c->policy_host = host;
 	if (d->policy != NULL) {
-		struct deliver_policy_req req;
+		struct tls_verdict_req req;
 
 		memset(&req, 0, sizeof(req));
 		req.domain = t->name;
@@ -271,7 +271,7 @@ conn_next_addr(struct conn *c)
 		return;
 	}
 	{
-		struct deliver_policy p;
+		struct tls_verdict p;
 
 		policy_default(d, &p);
 		policy_done(c, &p);

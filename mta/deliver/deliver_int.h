@@ -177,7 +177,7 @@ struct conn {
 	unsigned addr; /* index into dest->addrs */
 	int policy_host; /* host index the verdict is for, -1 none */
 	uint64_t policy_id;
-	struct deliver_policy pol;
+	struct tls_verdict pol;
 	int no_tls; /* fallback to clear for this address */
 	enum conn_state state;
 	struct event *idle_timer;
@@ -206,8 +206,8 @@ struct deliver {
 	struct dest *dest_tab[DEST_BUCKETS];
 	unsigned ndests;
 	unsigned nconn;
-	deliver_policy_fn *policy;
-	deliver_policy_cancel_fn *policy_cancel;
+	tls_verdict_fn *policy;
+	tls_verdict_cancel_fn *policy_cancel;
 	void *policy_arg;
 	struct deliver_stats st;
 	int running; /* inside run_queue */
@@ -241,7 +241,7 @@ struct attempt {
 	const char *relay; /* "host[addr]:port" or "none" */
 	const char *host; /* remote MTA name or NULL */
 	const struct smtp_tls_info *tls;
-	const struct deliver_policy *pol;
+	const struct tls_verdict *pol;
 	const struct smtp_failure *fail; /* for recipients without reply */
 	int fail_permanent; /* fail is final (REQUIRETLS refused) */
 	int remote_dsn; /* the server offered DSN (RFC 3461) */

@@ -28,39 +28,10 @@
 #include <sys/socket.h>
 
 #include "mta/util/buf.h"
+#include "policy/verdict/verdict.h"
 
 struct event_base;
 struct config;
-typedef struct ssl_st SSL;
-typedef struct ssl_ctx_st SSL_CTX;
-
-/*
- * TLS security levels, weakest first, so that policies compare with <
- * and >. The verdict of the policy layer (DANE, MTA-STS, config) for one
- * destination or host is one of these.
- */
-enum tls_level {
-	TLS_LEV_NONE, /* never STARTTLS */
-	TLS_LEV_MAY, /* STARTTLS when offered, any certificate */
-	TLS_LEV_ENCRYPT, /* TLS required, certificate not checked */
-	TLS_LEV_DANE, /* TLS required, certificate must match TLSA */
-	TLS_LEV_STS_ENFORCE, /* TLS 1.2+, WebPKI certificate for the MX name */
-	TLS_LEV_SECURE, /* TLS 1.2+, WebPKI certificate for the host name */
-};
-
-static inline int
-tls_level_must_encrypt(enum tls_level l)
-{
-	return l >= TLS_LEV_ENCRYPT;
-}
-static inline int
-tls_level_must_match(enum tls_level l)
-{
-	return l >= TLS_LEV_DANE;
-}
-const char *tls_level_name(enum tls_level);
-/* "none", "may", "encrypt", "dane", "sts-enforce"; -1 if unknown. */
-int tls_level_parse(const char *, enum tls_level *);
 
 /*
  * Replies (RFC 5321 4.2). Caps: a line is at most SMTP_REPLY_LINE_MAX
@@ -204,9 +175,8 @@ struct smtp_failure {
 
 typedef void smtp_sess_cb(void *arg, smtp_sess_t *, enum smtp_event);
 /* Called with the SSL before the handshake: the DANE seam (TLSA). */
-/* Returns 0, or -1 when the SSL could not be set up as the policy needs:
- * the session then fails with 4.7.5, never goes on less verified. */
-typedef int smtp_tls_setup_fn(void *arg, SSL *);
+/* The policy's set-up of the SSL (policy/verdict/verdict.h). */
+typedef tls_setup_fn smtp_tls_setup_fn;
 
 struct smtp_sess_opts {
 	const char *helo_name;

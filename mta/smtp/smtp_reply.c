@@ -1,7 +1,7 @@
 /*
  * smtp_reply - the pure parts of the SMTP client: reply parsing (RFC 5321
  * 4.2, RFC 2034/3463 enhanced codes), EHLO keywords, DATA encoding (4.5.2
- * dot-stuffing, CRLF only), xtext (RFC 3461 4) and TLS level names.
+ * dot-stuffing, CRLF only) and xtext (RFC 3461 4).
  *
  * Everything here works on (pointer, length) with explicit caps and never
  * trusts the peer: the fuzz target fuzz_smtp_reply drives these.
@@ -10,37 +10,6 @@
 #include <strings.h>
 
 #include "mta/smtp/smtp.h"
-
-static const char *const level_names[] = {
-    [TLS_LEV_NONE] = "none",
-    [TLS_LEV_MAY] = "may",
-    [TLS_LEV_ENCRYPT] = "encrypt",
-    [TLS_LEV_DANE] = "dane",
-    [TLS_LEV_STS_ENFORCE] = "sts-enforce",
-    [TLS_LEV_SECURE] = "secure",
-};
-
-const char *
-tls_level_name(enum tls_level l)
-{
-	if ((unsigned)l < sizeof(level_names) / sizeof(level_names[0]))
-		return level_names[l];
-	return "unknown";
-}
-
-int
-tls_level_parse(const char *s, enum tls_level *out)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(level_names) / sizeof(level_names[0]); i++) {
-		if (strcasecmp(s, level_names[i]) == 0) {
-			*out = (enum tls_level)i;
-			return 0;
-		}
-	}
-	return -1;
-}
 
 static int
 is_digit(char c)

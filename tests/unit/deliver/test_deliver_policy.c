@@ -160,12 +160,12 @@ put_message(void)
 }
 
 /* The fake policy: answers from the event loop, as a real one must. */
-static struct deliver_policy verdict;
+static struct tls_verdict verdict;
 static int policy_calls;
 static char last_host[256];
 
 struct pending {
-	deliver_policy_done *done;
+	tls_verdict_done *done;
 	void *arg;
 };
 
@@ -181,8 +181,8 @@ answer(evutil_socket_t fd, short what, void *arg)
 }
 
 static uint64_t
-fake_policy(void *parg, const struct deliver_policy_req *req,
-    deliver_policy_done *done, void *arg)
+fake_policy(void *parg, const struct tls_verdict_req *req,
+    tls_verdict_done *done, void *arg)
 {
 	struct pending *p = malloc(sizeof(*p));
 

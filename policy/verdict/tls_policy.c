@@ -8,6 +8,7 @@
  *   4. done() with the verdict; for dane and sts-enforce a tls_setup
  *      callback that prepares the SSL (records, names, TLS 1.2+).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <strings.h>
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <event2/event.h>
 
 #include "mta/util/config.h"
@@ -22,7 +24,7 @@
 #include "mta/util/xalloc.h"
 #include "policy/dane/dane.h"
 #include "policy/dane/dane_lookup.h"
-#include "mta/deliver/tls_policy.h"
+#include "policy/verdict/tls_policy.h"
 
 struct tls_policy {
 	struct event_base *base;
@@ -46,7 +48,7 @@ struct tp_req {
 	int nexthop; /* transport_maps route: no MTA-STS */
 	uint64_t addr_lookup, dane_id, sts_id;
 	struct event *literal_ev; /* an address literal: answered at once */
-	deliver_policy_done *done;
+	tls_verdict_done *done;
 	void *arg;
 	struct tp_req *next;
 };
@@ -103,11 +105,29 @@ sts_setup_ssl(void *arg, SSL *ssl)
 	return 0;
 }
 
+/* queue_directory/policy/sts-cache.db, the folder made (0700) if
+ * missing: by the caller's account, mail_owner in the daemon. */
+static char *
+sts_cache_path(const struct config *cfg, buf_t *err)
+{
+	buf_t *path = buf_new(4096);
+
+	buf_printf(path, "%s/policy", cfg->queue_directory);
+	if (mkdir(buf_data(path), 0700) < 0 && errno != EEXIST) {
+		buf_printf(err, "%s: %s", buf_data(path), strerror(errno));
+		buf_free(path);
+		return NULL;
+	}
+	buf_puts(path, "/sts-cache.db");
+	return buf_steal(path, NULL);
+}
+
 tls_policy_t *
 tls_policy_new(struct event_base *base, const struct config *cfg,
-    resolver_t *resolver, const char *sts_cache_path, buf_t *err)
+    resolver_t *resolver, buf_t *err)
 {
 	tls_policy_t *tp = xcalloc(1, sizeof(*tp));
+	char *path;
 
 	tp->base = base;
 	tp->cfg = cfg;
@@ -122,10 +142,17 @@ tls_policy_new(struct event_base *base, const struct config *cfg,
 	if (tp->default_level == TLS_LEV_DANE ||
 	    tp->default_level == TLS_LEV_STS_ENFORCE)
 		tp->default_level = TLS_LEV_MAY;
-	if (cfg->mta_sts_enable && (tp->sts = sts_new(base, cfg, resolver,
-	                                sts_cache_path, err)) == NULL) {
-		free(tp);
-		return NULL;
+	if (cfg->mta_sts_enable) {
+		if ((path = sts_cache_path(cfg, err)) == NULL) {
+			free(tp);
+			return NULL;
+		}
+		tp->sts = sts_new(base, cfg, resolver, path, err);
+		free(path);
+		if (tp->sts == NULL) {
+			free(tp);
+			return NULL;
+		}
 	}
 	return tp;
 }
@@ -180,12 +207,12 @@ tls_policy_sts(tls_policy_t *tp)
 }
 
 /* Reasons are cut to fit: they name hosts and domains of any length. */
-static void set_reason(struct deliver_policy *, const char *, ...)
+static void set_reason(struct tls_verdict *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Ends a request with verdict v (consumed: done() is called once). */
 static void
-finish(struct tp_req *r, struct deliver_policy *v)
+finish(struct tp_req *r, struct tls_verdict *v)
 {
 	if (r->tp->dane_only && v->status[0] == '\0' &&
 	    v->level != TLS_LEV_DANE) {
@@ -212,7 +239,7 @@ finish(struct tp_req *r, struct deliver_policy *v)
 }
 
 static void
-set_reason(struct deliver_policy *v, const char *fmt, ...)
+set_reason(struct tls_verdict *v, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -222,7 +249,7 @@ set_reason(struct deliver_policy *v, const char *fmt, ...)
 }
 
 static void
-init_verdict(struct deliver_policy *v, enum tls_level level, const char *source)
+init_verdict(struct tls_verdict *v, enum tls_level level, const char *source)
 {
 	memset(v, 0, sizeof(*v));
 	v->level = level;
@@ -233,7 +260,7 @@ static void
 on_sts(void *arg, const struct sts_verdict *sv)
 {
 	struct tp_req *r = arg;
-	struct deliver_policy v;
+	struct tls_verdict v;
 
 	r->sts_id = 0;
 	if (sv->policy == NULL && sv->local_failure) {
@@ -286,7 +313,7 @@ on_sts(void *arg, const struct sts_verdict *sv)
 static void
 no_dane(struct tp_req *r)
 {
-	struct deliver_policy v;
+	struct tls_verdict v;
 
 	/* RFC 8461 3.4 ties the policy to the domain whose MX records are
 	 * used; a next hop set by transport_maps (a smart host) is not the
@@ -303,7 +330,7 @@ static void
 on_dane(void *arg, const struct dane_host_result *res)
 {
 	struct tp_req *r = arg;
-	struct deliver_policy v;
+	struct tls_verdict v;
 	struct dane_setup *s;
 	size_t i;
 
@@ -405,7 +432,7 @@ static void
 on_literal(evutil_socket_t fd, short what, void *arg)
 {
 	struct tp_req *r = arg;
-	struct deliver_policy v;
+	struct tls_verdict v;
 
 	(void)fd;
 	(void)what;
@@ -414,9 +441,9 @@ on_literal(evutil_socket_t fd, short what, void *arg)
 	finish(r, &v);
 }
 
-static uint64_t
-tls_policy_request(void *parg, const struct deliver_policy_req *req,
-    deliver_policy_done *done, void *arg)
+uint64_t
+tls_policy_request(void *parg, const struct tls_verdict_req *req,
+    tls_verdict_done *done, void *arg)
 {
 	tls_policy_t *tp = parg;
 	struct tp_req *r = xcalloc(1, sizeof(*r));
@@ -447,7 +474,7 @@ tls_policy_request(void *parg, const struct deliver_policy_req *req,
 	return r->id;
 }
 
-static void
+void
 tls_policy_cancel(void *parg, uint64_t id)
 {
 	tls_policy_t *tp = parg;
@@ -463,15 +490,12 @@ tls_policy_cancel(void *parg, uint64_t id)
 }
 
 void
-tls_policy_attach(tls_policy_t *tp, deliver_t *d)
+tls_policy_use_ctx(tls_policy_t *tp, SSL_CTX *ctx)
 {
-	SSL_CTX *ctx = deliver_ssl_ctx(d);
-
 	/* OpenSSL's DANE needs enabling on the context once (the digest
 	 * algorithms); each DANE session then enables it on its SSL. */
 	tp->dane_ready = ctx != NULL && dane_ctx_enable(ctx) == 0;
 	if (!tp->dane_ready)
 		log_warn("dane: cannot enable DANE on the TLS context; hosts "
 		         "with TLSA records will be deferred");
-	deliver_set_policy(d, tls_policy_request, tls_policy_cancel, tp);
 }
