@@ -29,13 +29,14 @@
 #include <stdint.h>
 
 #include "mta/util/buf.h"
+#include "mta/util/qid.h"
 
 typedef struct queue queue_t;
 
-/* 16 uppercase hex digits: 13 of microseconds since the epoch and 3 of a
- * counter, so that IDs sort by arrival and never repeat in one process. */
-#define QUEUE_ID_LEN 16
-#define QUEUE_ID_SIZE (QUEUE_ID_LEN + 1)
+/* Queue IDs are mta/util/qid.h's (16 uppercase hex digits, sorting by
+ * arrival); the queue's names for the same sizes. */
+#define QUEUE_ID_LEN QID_LEN
+#define QUEUE_ID_SIZE QID_SIZE
 
 /* Errors (negative). QUEUE_ENOSPC maps to 452 4.3.1. */
 #define QUEUE_OK 0
