@@ -125,6 +125,9 @@ delay_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* A deadline may have closed the session meanwhile. */
+	if (s->state != S_AUTH_CHECK)
+		return;
 	if (client_over_limit(s)) {
 		refuse_client(s);
 		return;
@@ -198,9 +201,11 @@ check_done(void *arg, int cancelled)
 
 	if (!cancelled && s != NULL) {
 		s->auth_check = NULL;
-		if (c->ok)
+		/* A deadline may have closed the session meanwhile: then
+		 * there is nobody to tell. */
+		if (s->state == S_AUTH_CHECK && c->ok)
 			auth_succeeded(s, c->user);
-		else
+		else if (s->state == S_AUTH_CHECK)
 			auth_failed(s, c->user, REPLY_FAILED);
 	}
 	explicit_bzero(c, sizeof(*c));
