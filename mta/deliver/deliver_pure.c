@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "mta/deliver/deliver.h"
+#include "mta/proto/smtp_xtext.h"
 #include "mta/util/config.h"
 #include "mta/util/xalloc.h"
 
@@ -282,20 +283,18 @@ static void
 put_orcpt(buf_t *out, const char *orcpt)
 {
 	const char *semi = strchr(orcpt, ';');
-	buf_t *dec = buf_new(2000);
+	char dec[2000];
+	size_t n;
 
 	/* RFC 3464 2.3.1: addr-type ";" the decoded address. */
-	if (semi == NULL ||
-	    smtp_client_xtext_decode(semi + 1, strlen(semi + 1), dec) < 0) {
-		buf_free(dec);
+	if (semi == NULL || smtp_xtext_decode(semi + 1, strlen(semi + 1), dec,
+	                        sizeof(dec), &n) != NULL)
 		return;
-	}
 	buf_puts(out, "Original-Recipient: ");
 	buf_put_printable(out, orcpt, (size_t)(semi - orcpt));
 	buf_puts(out, ";");
-	buf_put_printable(out, buf_data(dec), buf_len(dec));
+	buf_put_printable(out, dec, n);
 	buf_puts(out, "\r\n");
-	buf_free(dec);
 }
 
 /* Length of the header section including the empty line, or len. */

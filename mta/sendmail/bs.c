@@ -20,8 +20,8 @@
 #include <sysexits.h>
 #include <unistd.h>
 
-#include "mta/smtpd/smtp_cmd.h"
-#include "mta/smtpd/smtp_data.h"
+#include "mta/proto/smtp_cmd.h"
+#include "mta/proto/smtp_data.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
 #include "sendmail.h"

@@ -26,6 +26,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "mta/proto/smtp_xtext.h"
 #include "mta/smtp/smtp.h"
 #include "mta/util/clock.h"
 #include "mta/util/config.h"
@@ -991,7 +992,7 @@ start_mail(smtp_sess_t *s)
 			buf_puts(b, " RET=HDRS");
 		if (m->envid != NULL) {
 			buf_puts(b, " ENVID=");
-			smtp_client_xtext_encode(m->envid, b);
+			smtp_xtext_encode(m->envid, b);
 		}
 	}
 	buf_puts(b, "\r\n");

@@ -26,8 +26,8 @@
 #include "mta/util/workq.h"
 #include "queue/qcommit.h"
 #include "queue/queue.h"
-#include "smtp_cmd.h"
-#include "smtp_data.h"
+#include "mta/proto/smtp_cmd.h"
+#include "mta/proto/smtp_data.h"
 #include "smtpd.h"
 #include "smtpd_int.h"
 

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mta/smtpd/smtp_cmd.h"
+#include "mta/proto/smtp_cmd.h"
+#include "mta/proto/smtp_xtext.h"
 
 static void
 check_reply(const char *err)

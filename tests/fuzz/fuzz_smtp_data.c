@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mta/smtpd/smtp_data.h"
+#include "mta/proto/smtp_data.h"
 
 static size_t
 feed(const char *p, size_t len, size_t step, int forbid, buf_t *out,

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mta/smtp/smtp.h"
+#include "mta/proto/smtp_reply.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

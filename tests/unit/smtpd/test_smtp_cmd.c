@@ -6,7 +6,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "mta/smtpd/smtp_cmd.h"
+#include "mta/proto/smtp_cmd.h"
+#include "mta/proto/smtp_xtext.h"
 
 static void
 test_line_find(void)

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "mta/smtpd/smtp_data.h"
+#include "mta/proto/smtp_data.h"
 
 struct run {
 	const char *error;

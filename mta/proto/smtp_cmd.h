@@ -137,14 +137,6 @@ const char *smtp_cmd_parse_mail(
 const char *smtp_cmd_parse_rcpt(
     const char *arg, size_t len, int smtputf8, struct smtp_rcpt_args *out);
 
-/*
- * Decodes RFC 3461 4 xtext ("+" and two upper-case hex digits) into out
- * (NUL-terminated, at most outsize - 1 bytes); *outlen may be NULL.
- * Returns NULL or "501 5.5.4 ..." for bad xtext or overflow.
- */
-const char *smtp_xtext_decode(
-    const char *in, size_t len, char *out, size_t outsize, size_t *outlen);
-
 /* Nonzero when data[0..len) is well-formed UTF-8 (no overlongs or
  * surrogates). */
 int smtp_utf8_valid(const char *data, size_t len);

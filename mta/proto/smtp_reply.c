@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "mta/smtp/smtp.h"
+#include "mta/proto/smtp_reply.h"
 
 static int
 is_digit(char c)
@@ -280,53 +280,6 @@ smtp_data_encode(const char *s, size_t len, buf_t *out)
 	if (!bol)
 		buf_append(out, "\r\n", 2);
 	buf_append(out, ".\r\n", 3);
-}
-
-void
-smtp_client_xtext_encode(const char *s, buf_t *out)
-{
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 33 || c > 126 || c == '+' || c == '=')
-			buf_printf(out, "+%02X", c);
-		else
-			buf_putc(out, c);
-	}
-}
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int
-smtp_client_xtext_decode(const char *s, size_t len, buf_t *out)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (s[i] == '+') {
-			int h, l;
-
-			if (len - i < 3)
-				return -1;
-			h = hexval(s[i + 1]);
-			l = hexval(s[i + 2]);
-			if (h < 0 || l < 0)
-				return -1;
-			buf_putc(out, h * 16 + l);
-			i += 2;
-		} else {
-			buf_putc(out, (unsigned char)s[i]);
-		}
-	}
-	return 0;
 }
 
 int
