@@ -25,88 +25,14 @@
 #include <event2/listener.h>
 
 #include "check.h"
+#include "fake_smtp.h"
 #include "mta/deliver/deliver.h"
 #include "mta/util/clock.h"
 #include "mta/util/config.h"
 #include "mta/util/log.h"
 
 static struct event_base *base;
-static int offer_tls = 1, in_data, connections, delivered, starttls_seen;
-static int after_starttls; /* the next bytes are a ClientHello */
-
-static void
-srv_read(struct bufferevent *bev, void *arg)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-	char *line;
-	size_t n;
-
-	(void)arg;
-	if (after_starttls) {
-		/* Answer the ClientHello with plain text: the handshake
-		 * fails on the client's side. */
-		after_starttls = 0;
-		evbuffer_drain(in, evbuffer_get_length(in));
-		evbuffer_add(bufferevent_get_output(bev), "not TLS\r\n", 9);
-		return;
-	}
-	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT)) !=
-	       NULL) {
-		const char *r;
-
-		if (in_data) {
-			r = NULL;
-			if (strcmp(line, ".") == 0) {
-				in_data = 0;
-				delivered++;
-				r = "250 2.0.0 Ok\r\n";
-			}
-		} else if (strncasecmp(line, "EHLO", 4) == 0) {
-			r = offer_tls ? "250-srv\r\n250 STARTTLS\r\n"
-			              : "250 srv\r\n";
-		} else if (strcmp(line, "STARTTLS") == 0) {
-			starttls_seen++;
-			after_starttls = 1;
-			r = "220 2.0.0 go ahead\r\n";
-		} else if (strcmp(line, "DATA") == 0) {
-			in_data = 1;
-			r = "354 go\r\n";
-		} else if (strcmp(line, "QUIT") == 0) {
-			r = "221 bye\r\n";
-		} else {
-			r = "250 2.0.0 Ok\r\n";
-		}
-		if (r != NULL)
-			evbuffer_add(bufferevent_get_output(bev), r, strlen(r));
-		free(line);
-	}
-}
-
-static void
-srv_event(struct bufferevent *bev, short what, void *arg)
-{
-	(void)what;
-	(void)arg;
-	bufferevent_free(bev);
-}
-
-static void
-srv_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
-{
-	struct bufferevent *bev =
-	    bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-
-	(void)l;
-	(void)sa;
-	(void)salen;
-	(void)arg;
-	connections++;
-	in_data = 0;
-	bufferevent_setcb(bev, srv_read, NULL, srv_event, NULL);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	evbuffer_add(bufferevent_get_output(bev), "220 srv ESMTP\r\n", 15);
-}
+static struct fake_smtp srv;
 
 static queue_t *q;
 static char qid[QUEUE_ID_SIZE];
@@ -205,9 +131,6 @@ fake_cancel(void *parg, uint64_t id)
 int
 main(void)
 {
-	struct evconnlistener *l;
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
 	char dir[] = "/tmp/smta-dpolicy-XXXXXX", path[300], map[300];
 	struct config *cfg = config_new();
 	buf_t *err = buf_new(1024);
@@ -217,20 +140,15 @@ main(void)
 
 	log_open("test_deliver_policy", "-");
 	base = event_base_new();
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	inet_pton(AF_INET, "127.26.0.1", &sin.sin_addr);
-	l = evconnlistener_new_bind(base, srv_accept, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-	    (struct sockaddr *)&sin, sizeof(sin));
-	if (l == NULL || mkdtemp(dir) == NULL) {
+	srv.ehlo = "250-srv\r\n250 STARTTLS\r\n";
+	if (fake_smtp_start(&srv, base, "127.26.0.1") < 0 ||
+	    mkdtemp(dir) == NULL) {
 		perror("setup");
 		return 77;
 	}
-	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &len);
 	snprintf(map, sizeof(map), "%s/transport", dir);
 	fp = fopen(map, "w");
-	fprintf(fp, "dest.example [127.26.0.1]:%u\n", ntohs(sin.sin_port));
+	fprintf(fp, "dest.example [127.26.0.1]:%u\n", fake_smtp_port(&srv));
 	fclose(fp);
 	snprintf(path, sizeof(path), "%s/q", dir);
 	mkdir(path, 0700);
@@ -256,24 +174,24 @@ main(void)
 		CHECK(strstr(env->rcpts[0].last_response, "TLS error") != NULL);
 		queue_env_free(env);
 	}
-	CHECK_INT(starttls_seen, 1);
-	CHECK_INT(delivered, 0);
+	CHECK_INT(srv.starttls_seen, 1);
+	CHECK_INT(srv.delivered, 0);
 
 	/* 2. Fallback to clear at level may: delivered on a second
 	 * connection without STARTTLS. */
 	config_set(cfg, "smtp_tls_fallback_to_clear", "yes", err);
 	clock_set_fake(now0 += 400);
-	connections = 0;
+	srv.connections = 0;
 	env = attempt(d);
 	CHECK(env == NULL); /* delivered, removed */
-	CHECK_INT(delivered, 1);
-	CHECK_INT(connections, 2);
-	CHECK_INT(starttls_seen, 2);
+	CHECK_INT(srv.delivered, 1);
+	CHECK_INT(srv.connections, 2);
+	CHECK_INT(srv.starttls_seen, 2);
 
 	/* 3. The destination's policy (here MTA-STS) requires TLS; the
 	 * server offers no STARTTLS: deferred with 4.7.5, as every failure
 	 * of TLS that a destination's own policy requires. */
-	offer_tls = 0;
+	srv.ehlo = "250 srv\r\n";
 	deliver_set_policy(d, fake_policy, fake_cancel, NULL);
 	memset(&verdict, 0, sizeof(verdict));
 	verdict.level = TLS_LEV_ENCRYPT;
@@ -290,10 +208,10 @@ main(void)
 	}
 	CHECK_INT(policy_calls, 1);
 	CHECK_STR(last_host, "127.26.0.1");
-	CHECK_INT(delivered, 1);
+	CHECK_INT(srv.delivered, 1);
 
 	/* 4. Policy skips the host: no connection at all. */
-	connections = 0;
+	srv.connections = 0;
 	snprintf(verdict.status, sizeof(verdict.status), "4.7.5");
 	snprintf(verdict.reason, sizeof(verdict.reason),
 	    "TLSA lookup error for 127.26.0.1:25");
@@ -318,11 +236,11 @@ main(void)
 		      NULL);
 		queue_env_free(env);
 	}
-	CHECK_INT(connections, 0);
+	CHECK_INT(srv.connections, 0);
 
 	deliver_free(d);
 	queue_close(q);
-	evconnlistener_free(l);
+	fake_smtp_stop(&srv);
 	event_base_free(base);
 	clock_set_fake(0);
 	config_free(cfg);

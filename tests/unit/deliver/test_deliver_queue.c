@@ -20,93 +20,14 @@
 #include <event2/listener.h>
 
 #include "check.h"
+#include "fake_smtp.h"
 #include "mta/deliver/deliver.h"
 #include "mta/util/clock.h"
 #include "mta/util/config.h"
 #include "mta/util/log.h"
 
 static struct event_base *base;
-static int accept_temp; /* "temp" recipients: 451 until set */
-static int in_data, null_sender;
-static buf_t *data, *bounce, *mails;
-
-static void
-srv_read(struct bufferevent *bev, void *arg)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-	char *line;
-	size_t n;
-
-	(void)arg;
-	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT)) !=
-	       NULL) {
-		const char *r = NULL;
-
-		if (in_data) {
-			if (strcmp(line, ".") == 0) {
-				in_data = 0;
-				if (null_sender) {
-					buf_reset(bounce);
-					buf_append(bounce, buf_data(data),
-					    buf_len(data));
-				}
-				r = "250 2.0.0 Ok: queued\r\n";
-			} else {
-				buf_append(data, line, n);
-				buf_puts(data, "\r\n");
-			}
-		} else if (strncasecmp(line, "EHLO", 4) == 0) {
-			r = "250-srv.example\r\n250-PIPELINING\r\n250 DSN\r\n";
-		} else if (strncasecmp(line, "MAIL", 4) == 0) {
-			null_sender = strncmp(line, "MAIL FROM:<>", 12) == 0;
-			buf_puts(mails, line);
-			buf_putc(mails, '\n');
-			r = "250 2.1.0 Ok\r\n";
-		} else if (strncasecmp(line, "RCPT", 4) == 0) {
-			r = strstr(line, "reject")
-			        ? "550 5.1.1 no such user\r\n"
-			    : (strstr(line, "temp") && !accept_temp)
-			        ? "451 4.2.0 mailbox busy\r\n"
-			        : "250 2.1.5 Ok\r\n";
-		} else if (strcmp(line, "DATA") == 0) {
-			r = "354 go\r\n";
-			in_data = 1;
-			buf_reset(data);
-		} else if (strcmp(line, "QUIT") == 0) {
-			r = "221 2.0.0 Bye\r\n";
-		} else {
-			r = "250 2.0.0 Ok\r\n";
-		}
-		if (r != NULL)
-			evbuffer_add(bufferevent_get_output(bev), r, strlen(r));
-		free(line);
-	}
-}
-
-static void
-srv_event(struct bufferevent *bev, short what, void *arg)
-{
-	(void)what;
-	(void)arg;
-	bufferevent_free(bev);
-}
-
-static void
-srv_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
-{
-	struct bufferevent *bev =
-	    bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-
-	(void)l;
-	(void)sa;
-	(void)salen;
-	(void)arg;
-	in_data = 0;
-	bufferevent_setcb(bev, srv_read, NULL, srv_event, NULL);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	evbuffer_add(bufferevent_get_output(bev), "220 srv ESMTP\r\n", 15);
-}
+static struct fake_smtp srv;
 
 static queue_t *q;
 
@@ -146,7 +67,7 @@ first_round_done(void)
 	if (queue_get(q, qid1, &env) != QUEUE_OK)
 		return 0;
 	done = env->rcpts[1].state == RCPT_DEFERRED &&
-	       env->rcpts[2].state == RCPT_FAILED && buf_len(bounce) > 0;
+	       env->rcpts[2].state == RCPT_FAILED && buf_len(srv.bounce) > 0;
 	queue_env_free(env);
 	return done;
 }
@@ -177,7 +98,7 @@ all_gone(void)
 	int n = 0;
 
 	queue_walk(q, count_msgs, &n);
-	return n == 0 && buf_len(bounce) > 0;
+	return n == 0 && buf_len(srv.bounce) > 0;
 }
 
 static void
@@ -204,9 +125,6 @@ put_message(char *qid, int64_t arrival, const char **rcpts, size_t n)
 int
 main(void)
 {
-	struct evconnlistener *l;
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
 	char dir[] = "/tmp/smta-deliver-XXXXXX", path[256], map[256];
 	struct config *cfg = config_new();
 	buf_t *err = buf_new(1024);
@@ -222,25 +140,17 @@ main(void)
 
 	log_open("test_deliver_queue", "-");
 	base = event_base_new();
-	data = buf_new(0);
-	bounce = buf_new(0);
-	mails = buf_new(0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	inet_pton(AF_INET, "127.26.0.1", &sin.sin_addr);
-	l = evconnlistener_new_bind(base, srv_accept, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-	    (struct sockaddr *)&sin, sizeof(sin));
-	if (l == NULL || mkdtemp(dir) == NULL) {
+	srv.ehlo = "250-srv.example\r\n250-PIPELINING\r\n250 DSN\r\n";
+	if (fake_smtp_start(&srv, base, "127.26.0.1") < 0 ||
+	    mkdtemp(dir) == NULL) {
 		perror("setup");
 		return 77;
 	}
-	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&sin, &len);
 	snprintf(map, sizeof(map), "%s/transport", dir);
 	fp = fopen(map, "w");
 	fprintf(fp,
 	    "dest.example [127.26.0.1]:%u\nsrc.example [127.26.0.1]:%u\n",
-	    ntohs(sin.sin_port), ntohs(sin.sin_port));
+	    fake_smtp_port(&srv), fake_smtp_port(&srv));
 	fclose(fp);
 	snprintf(path, sizeof(path), "%s/q", dir);
 	mkdir(path, 0700);
@@ -279,38 +189,38 @@ main(void)
 		env = NULL;
 	}
 	/* The DSN went to the sender, from the null sender. */
-	CHECK(strstr(buf_data(mails), "MAIL FROM:<>") != NULL);
-	CHECK(strstr(buf_data(bounce), "Final-Recipient: rfc822; "
-	                               "reject@dest.example\r\n") != NULL);
-	CHECK(strstr(buf_data(bounce), "Status: 5.1.1\r\n") != NULL);
-	CHECK(strstr(buf_data(bounce), "Original-Envelope-Id: ENV-1\r\n") !=
+	CHECK(strstr(buf_data(srv.mails), "MAIL FROM:<>") != NULL);
+	CHECK(strstr(buf_data(srv.bounce), "Final-Recipient: rfc822; "
+	                                   "reject@dest.example\r\n") != NULL);
+	CHECK(strstr(buf_data(srv.bounce), "Status: 5.1.1\r\n") != NULL);
+	CHECK(strstr(buf_data(srv.bounce), "Original-Envelope-Id: ENV-1\r\n") !=
 	      NULL);
-	CHECK(strstr(buf_data(bounce), "ok@dest.example") == NULL);
-	CHECK(strstr(buf_data(bounce), "temp@dest.example") == NULL);
+	CHECK(strstr(buf_data(srv.bounce), "ok@dest.example") == NULL);
+	CHECK(strstr(buf_data(srv.bounce), "temp@dest.example") == NULL);
 	/* Nothing happens before the backoff is over. */
-	buf_reset(mails);
+	buf_reset(srv.mails);
 	deliver_kick(d);
 	run_until(never);
-	CHECK_STR(buf_data(mails), "");
+	CHECK_STR(buf_data(srv.mails), "");
 
 	/* Round 2: after the backoff the recipient is accepted. */
-	accept_temp = 1;
+	srv.accept_temp = 1;
 	clock_set_fake(t0 + 301);
 	deliver_kick(d);
 	CHECK(run_until(qid1_gone));
-	CHECK(strstr(buf_data(mails), "MAIL FROM:<alice@src.example> "
-	                              "ENVID=ENV-1") != NULL);
+	CHECK(strstr(buf_data(srv.mails), "MAIL FROM:<alice@src.example> "
+	                                  "ENVID=ENV-1") != NULL);
 
 	/* Expiry: queued 5 days ago, still failing: fails now, DSN. */
-	accept_temp = 0;
-	buf_reset(bounce);
+	srv.accept_temp = 0;
+	buf_reset(srv.bounce);
 	put_message(qid2, t0 + 301 - 5 * 86400, r2, 1);
 	deliver_kick(d);
 	CHECK(run_until(all_gone));
-	CHECK(
-	    strstr(buf_data(bounce), "Final-Recipient: rfc822; "
-	                             "temp2@dest.example\r\nAction: failed\r\n"
-	                             "Status: 4.2.0\r\n") != NULL);
+	CHECK(strstr(buf_data(srv.bounce),
+	          "Final-Recipient: rfc822; "
+	          "temp2@dest.example\r\nAction: failed\r\n"
+	          "Status: 4.2.0\r\n") != NULL);
 
 	/* Everything, bounces included, has left the queue. */
 	n = 0;
@@ -324,14 +234,11 @@ main(void)
 
 	deliver_free(d);
 	queue_close(q);
-	evconnlistener_free(l);
+	fake_smtp_stop(&srv);
 	event_base_free(base);
 	clock_set_fake(0);
 	config_free(cfg);
 	buf_free(err);
-	buf_free(data);
-	buf_free(bounce);
-	buf_free(mails);
 	{
 		char cmd[300];
 

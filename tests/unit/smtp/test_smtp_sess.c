@@ -17,101 +17,14 @@
 #include <event2/listener.h>
 
 #include "check.h"
+#include "fake_smtp.h"
 #include "mta/smtp/smtp.h"
 #include "mta/util/config.h"
 #include "mta/util/log.h"
 #include "queue/queue.h"
 
-/* The scripted server. */
-struct server {
-	const char *ehlo; /* EHLO reply, or NULL: 500 (HELO only) */
-	buf_t *transcript; /* every line the client sent, LF-joined */
-	buf_t *data; /* the last DATA content as received */
-	int in_data;
-	int connections;
-};
-
-static struct server srv;
+static struct fake_smtp srv;
 static struct event_base *base;
-
-static void
-srv_read(struct bufferevent *bev, void *arg)
-{
-	struct evbuffer *in = bufferevent_get_input(bev);
-	char *line;
-	size_t n;
-
-	(void)arg;
-	while ((line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT)) !=
-	       NULL) {
-		const char *r = NULL;
-
-		if (srv.in_data) {
-			if (strcmp(line, ".") == 0) {
-				srv.in_data = 0;
-				r = "250 2.0.0 Ok: queued as X1\r\n";
-			} else {
-				buf_append(srv.data, line, n);
-				buf_puts(srv.data, "\r\n");
-			}
-		} else {
-			buf_append(srv.transcript, line, n);
-			buf_putc(srv.transcript, '\n');
-			if (strncasecmp(line, "EHLO", 4) == 0)
-				r = srv.ehlo ? srv.ehlo : "500 5.5.1 what\r\n";
-			else if (strncasecmp(line, "HELO", 4) == 0)
-				r = "250 old.example\r\n";
-			else if (strncasecmp(line, "MAIL", 4) == 0)
-				r = "250 2.1.0 Ok\r\n";
-			else if (strncasecmp(line, "RCPT", 4) == 0)
-				r = strstr(line, "reject")
-				        ? "550 5.1.1 <x>: no such user\r\n"
-				    : strstr(line, "temp")
-				        ? "451 4.2.0 try later\r\n"
-				        : "250 2.1.5 Ok\r\n";
-			else if (strcmp(line, "DATA") == 0) {
-				r = "354 go ahead\r\n";
-				srv.in_data = 1;
-				buf_reset(srv.data);
-			} else if (strcmp(line, "RSET") == 0)
-				r = "250 2.0.0 Ok\r\n";
-			else if (strcmp(line, "QUIT") == 0)
-				r = "221 2.0.0 Bye\r\n";
-			else
-				r = "502 5.5.2 unknown\r\n";
-		}
-		if (r != NULL)
-			evbuffer_add(bufferevent_get_output(bev), r, strlen(r));
-		free(line);
-	}
-}
-
-static void
-srv_event(struct bufferevent *bev, short what, void *arg)
-{
-	(void)what;
-	(void)arg;
-	bufferevent_free(bev);
-}
-
-static void
-srv_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-    int salen, void *arg)
-{
-	struct bufferevent *bev =
-	    bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
-	const char *greet = "220 test.example ESMTP\r\n";
-
-	(void)l;
-	(void)sa;
-	(void)salen;
-	(void)arg;
-	srv.connections++;
-	srv.in_data = 0;
-	bufferevent_setcb(bev, srv_read, NULL, srv_event, NULL);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	evbuffer_add(bufferevent_get_output(bev), greet, strlen(greet));
-}
 
 /* The client side. */
 static enum smtp_event last_ev;
@@ -316,26 +229,12 @@ test_refused(void)
 int
 main(void)
 {
-	struct evconnlistener *l;
-	socklen_t len = sizeof(sin_srv);
-
 	log_open("test_smtp_sess", "-");
 	cfg = config_new();
 	base = event_base_new();
-	srv.transcript = buf_new(0);
-	srv.data = buf_new(0);
-	memset(&sin_srv, 0, sizeof(sin_srv));
-	sin_srv.sin_family = AF_INET;
-	inet_pton(AF_INET, "127.26.0.1", &sin_srv.sin_addr);
-	l = evconnlistener_new_bind(base, srv_accept, NULL,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-	    (struct sockaddr *)&sin_srv, sizeof(sin_srv));
-	if (l == NULL) {
-		perror("listen on 127.26.0.1");
+	if (fake_smtp_start(&srv, base, "127.26.0.1") < 0)
 		return 77;
-	}
-	getsockname(
-	    evconnlistener_get_fd(l), (struct sockaddr *)&sin_srv, &len);
+	sin_srv = srv.sin;
 	test_pipelined_transaction();
 	test_helo_fallback_and_no_pipelining();
 	test_tls_required();
@@ -347,9 +246,7 @@ main(void)
 		event_base_loopexit(base, &tv);
 		event_base_dispatch(base);
 	}
-	evconnlistener_free(l);
-	buf_free(srv.transcript);
-	buf_free(srv.data);
+	fake_smtp_stop(&srv);
 	event_base_free(base);
 	config_free(cfg);
 	return check_done();
