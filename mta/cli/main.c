@@ -412,7 +412,8 @@ main(int argc, char **argv)
 	else if (strcmp(words[0], "config") == 0)
 		i = cmd_config(path, explicit_path, nwords - 1, words + 1);
 	else if (strcmp(words[0], "version") == 0 && nwords == 1) {
-		printf("strictmta %s\n", STRICTMTA_VERSION);
+		printf("strictmta %s (commit %s)\n", STRICTMTA_VERSION,
+		    STRICTMTA_COMMIT);
 		i = 0;
 	} else
 		usage("unknown command");

@@ -839,10 +839,11 @@ daemon_new(const struct config *cfg, const struct daemon_opts *opts,
 
 	d->started = clock_now();
 	d->running = 1;
-	log_info("daemon started -- version %s, configuration %s, queue %s, "
-	         "user %s",
-	    STRICTMTA_VERSION, cfg->source ? cfg->source : "(defaults)",
-	    d->qdir, d->as_root ? cfg->mail_owner : "(current user)");
+	log_info("daemon started -- version %s (commit %s), configuration %s, "
+	         "queue %s, user %s",
+	    STRICTMTA_VERSION, STRICTMTA_COMMIT,
+	    cfg->source ? cfg->source : "(defaults)", d->qdir,
+	    d->as_root ? cfg->mail_owner : "(current user)");
 	for (i = 0; i < d->nlisteners; i++)
 		log_info("listening on %s%s", d->listeners[i].addr,
 		    d->listeners[i].implicit_tls ? " (implicit TLS)" : "");

@@ -22,7 +22,7 @@ static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: strictmtad [-c config_file] [-d | -f] [-n] [-v] "
+	    "usage: strictmtad [-c config_file] [-d | -f] [-n] [-v] [-V] "
 	    "[-o name=value]...\n"
 	    "  -c FILE  configuration (default " DEFAULT_CONFIG
 	    ", or $STRICTMTA_CONFIG)\n"
@@ -30,7 +30,8 @@ usage(void)
 	    "  -f       stay in the foreground (the default)\n"
 	    "  -n       print the effective configuration and exit\n"
 	    "  -o N=V   override one parameter\n"
-	    "  -v       verbose logging\n");
+	    "  -v       verbose logging\n"
+	    "  -V       print the version and the commit, and exit\n");
 	exit(DAEMON_EX_USAGE);
 }
 
@@ -47,7 +48,7 @@ main(int argc, char **argv)
 	buf_t *err;
 
 	log_open("strictmtad", "-");
-	while ((c = getopt(argc, argv, "c:dfno:v")) != -1) {
+	while ((c = getopt(argc, argv, "c:dfno:vV")) != -1) {
 		switch (c) {
 		case 'c':
 			path = optarg;
@@ -69,6 +70,10 @@ main(int argc, char **argv)
 		case 'v':
 			opts.verbose++;
 			break;
+		case 'V':
+			printf("strictmtad %s (commit %s)\n", STRICTMTA_VERSION,
+			    STRICTMTA_COMMIT);
+			return 0;
 		default:
 			usage();
 		}

@@ -78,6 +78,16 @@ else
 	bad "queue stats without a daemon: rc=$rc $(cat "$tmp/out")"
 fi
 
+# The version names the commit the build came from, the same for both.
+v_cli=$("$cli" version)
+v_daemon=$("$build/mta/strictmtad" -V)
+if [[ $v_cli =~ ^strictmta\ [0-9]+\.[0-9]+\.[0-9]+\ \(commit\ ([0-9a-f]{7,40}(-dirty)?|unknown)\)$ ]] &&
+	[ "${v_daemon#strictmtad }" = "${v_cli#strictmta }" ]; then
+	ok "version names the commit: $v_cli"
+else
+	bad "version: '$v_cli' / '$v_daemon'"
+fi
+
 "$cli" config doc >"$tmp/config.md"
 if cmp -s "$tmp/config.md" "$src/docs/config.md"; then
 	ok "docs/config.md is current"
