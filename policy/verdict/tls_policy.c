@@ -111,6 +111,7 @@ static char *
 sts_cache_path(const struct config *cfg, buf_t *err)
 {
 	buf_t *path = buf_new(4096);
+	char *s;
 
 	buf_printf(path, "%s/policy", cfg->queue_directory);
 	if (mkdir(buf_data(path), 0700) < 0 && errno != EEXIST) {
@@ -119,7 +120,9 @@ sts_cache_path(const struct config *cfg, buf_t *err)
 		return NULL;
 	}
 	buf_puts(path, "/sts-cache.db");
-	return buf_steal(path, NULL);
+	s = buf_steal(path, NULL);
+	buf_free(path);
+	return s;
 }
 
 tls_policy_t *
