@@ -81,7 +81,7 @@ fi
 # The version names the commit the build came from, the same for both.
 v_cli=$("$cli" version)
 v_daemon=$("$build/mta/strictmtad" -V)
-if [[ $v_cli =~ ^strictmta\ [0-9]+\.[0-9]+\.[0-9]+\ \(commit\ ([0-9a-f]{7,40}(-dirty)?|unknown)\)$ ]] &&
+if echo "$v_cli" | grep -Eq '^strictmta [0-9]+\.[0-9]+\.[0-9]+ \(commit ([0-9a-f]{7,40}(-dirty)?|unknown)\)$' &&
 	[ "${v_daemon#strictmtad }" = "${v_cli#strictmta }" ]; then
 	ok "version names the commit: $v_cli"
 else
