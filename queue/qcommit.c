@@ -393,19 +393,30 @@ enqueue(qcommit_t *qc, struct qitem *it)
 	return ticket;
 }
 
-uint64_t
-qcommit_submit(qcommit_t *qc, struct queue_env *env, char *content, size_t len,
-    qcommit_done_fn *fn, void *arg)
+/* An item for env (NULL for a checkpoint) with its callback. */
+static struct qitem *
+item_new(struct queue_env *env, qcommit_done_fn *fn, void *arg)
 {
 	struct qitem *it = xcalloc(1, sizeof(*it));
 
 	it->env = env;
-	it->content = content;
-	it->len = len;
 	it->fn = fn;
 	it->arg = arg;
-	memcpy(it->qid, env->qid, sizeof(it->qid));
-	it->qid[QUEUE_ID_LEN] = '\0';
+	if (env != NULL) {
+		memcpy(it->qid, env->qid, sizeof(it->qid));
+		it->qid[QUEUE_ID_LEN] = '\0';
+	}
+	return it;
+}
+
+uint64_t
+qcommit_submit(qcommit_t *qc, struct queue_env *env, char *content, size_t len,
+    qcommit_done_fn *fn, void *arg)
+{
+	struct qitem *it = item_new(env, fn, arg);
+
+	it->content = content;
+	it->len = len;
 	return enqueue(qc, it);
 }
 
@@ -413,25 +424,18 @@ uint64_t
 qcommit_update(qcommit_t *qc, struct queue_env *env, int flags,
     qcommit_done_fn *fn, void *arg)
 {
-	struct qitem *it = xcalloc(1, sizeof(*it));
+	struct qitem *it = item_new(env, fn, arg);
 
-	it->env = env;
 	it->update = flags + 1;
-	it->fn = fn;
-	it->arg = arg;
-	memcpy(it->qid, env->qid, sizeof(it->qid));
-	it->qid[QUEUE_ID_LEN] = '\0';
 	return enqueue(qc, it);
 }
 
 uint64_t
 qcommit_checkpoint(qcommit_t *qc, qcommit_done_fn *fn, void *arg)
 {
-	struct qitem *it = xcalloc(1, sizeof(*it));
+	struct qitem *it = item_new(NULL, fn, arg);
 
 	it->checkpoint = 1;
-	it->fn = fn;
-	it->arg = arg;
 	return enqueue(qc, it);
 }
 

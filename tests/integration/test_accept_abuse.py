@@ -87,7 +87,33 @@ def tls_conn(d, bind):
     return c
 
 
-class AuthFlood(unittest.TestCase):
+class DaemonCase(unittest.TestCase):
+    """A class's daemon and key folder: started once, removed at the end,
+    its log shown when a test fails."""
+    d = None
+    keydir = None
+
+    @classmethod
+    def start_daemon(cls):
+        try:
+            cls.d.start()
+        except BaseException:
+            cls.d.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.d is not None:
+            cls.d.cleanup()
+        import shutil
+        shutil.rmtree(cls.keydir, ignore_errors=True)
+
+    def tearDown(self):
+        if smta.test_failed(self):
+            smta.log("---- strictmtad log ----\n" + self.d.log_text(80))
+
+
+class AuthFlood(DaemonCase):
     d = None
 
     @classmethod
@@ -115,22 +141,8 @@ class AuthFlood(unittest.TestCase):
             "smtpd_sasl_user_failure_limit": "12",
             "smtpd_hard_error_limit": "1000",
         })
-        try:
-            cls.d.start()
-        except BaseException:
-            cls.d.cleanup()
-            raise
+        cls.start_daemon()
 
-    @classmethod
-    def tearDownClass(cls):
-        if cls.d is not None:
-            cls.d.cleanup()
-        import shutil
-        shutil.rmtree(cls.keydir, ignore_errors=True)
-
-    def tearDown(self):
-        if smta.test_failed(self):
-            smta.log("---- strictmtad log ----\n" + self.d.log_text(80))
 
     def flood(self, bind, results, stop):
         """One TLS connection pipelining 40 wrong AUTH PLAIN lines for
@@ -244,7 +256,7 @@ class AuthFlood(unittest.TestCase):
         self.assertGreaterEqual(t2 - t1, 1.9)
 
 
-class Listener(unittest.TestCase):
+class Listener(DaemonCase):
     d = None
 
     @classmethod
@@ -279,22 +291,8 @@ class Listener(unittest.TestCase):
             s6.close()
             cls.d.params["smtpd_listen"] += " [::1]:%d" % cls.d.v6_port
             cls.d.write_conf()
-        try:
-            cls.d.start()
-        except BaseException:
-            cls.d.cleanup()
-            raise
+        cls.start_daemon()
 
-    @classmethod
-    def tearDownClass(cls):
-        if cls.d is not None:
-            cls.d.cleanup()
-        import shutil
-        shutil.rmtree(cls.keydir, ignore_errors=True)
-
-    def tearDown(self):
-        if smta.test_failed(self):
-            smta.log("---- strictmtad log ----\n" + self.d.log_text(80))
 
     def test_reserve_keeps_mynetworks_in(self):
         holders = []
