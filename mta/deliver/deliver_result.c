@@ -566,6 +566,9 @@ msg_job_finished(deliver_t *d, struct dmsg *m)
 			evtimer_add(d->flush_ev, &tv);
 		return;
 	}
+	/* The last job: the final write below (or dsn_done's) carries the
+	 * changes; flush_cb must not write this message meanwhile. */
+	m->dirty = 0;
 	for (i = 0; i < m->env->nrcpt; i++)
 		anyfail |= m->failed[i];
 	/* Optional delay warning, once per message (QENV_WARNED). */
