@@ -38,6 +38,7 @@
 
 #include "mta/util/clock.h"
 #include "mta/util/config.h"
+#include "mta/util/hash.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
 #include "resolver_int.h"
@@ -110,14 +111,7 @@ struct resolver {
 static uint64_t
 hash_bytes(const void *p, size_t len)
 {
-	const unsigned char *s = p;
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-
-	while (len-- > 0) {
-		h ^= *s++;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return hash_fnv1a(p, len, 0);
 }
 
 static void

@@ -20,6 +20,7 @@
 #define STRICTMTA_DELIVER_INT_H
 
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <event2/event.h>
@@ -27,6 +28,7 @@
 
 #include "mta/deliver/deliver.h"
 #include "mta/util/config.h"
+#include "mta/util/hash.h"
 
 #define MAX_IN_FLIGHT 1000 /* messages held in memory at once */
 #define MAX_IN_FLIGHT_BYTES ((uint64_t)256 << 20) /* and their content */
@@ -252,13 +254,7 @@ struct attempt {
 static inline uint32_t
 qid_hash(const char *qid)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *qid; qid++) {
-		h ^= (unsigned char)*qid;
-		h *= 16777619u;
-	}
-	return h;
+	return (uint32_t)hash_fnv1a(qid, strlen(qid), 0);
 }
 
 /* deliver.c: messages and jobs */

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 
+#include "mta/util/hash.h"
 #include "mta/util/xalloc.h"
 #include "smtpd_int.h"
 
@@ -123,14 +124,8 @@ smtpd_rate_free(smtpd_rate_t *r)
 static uint64_t
 rate_hash(const struct smtpd_rate *r, const void *key, size_t len)
 {
-	const unsigned char *p = key;
-	uint64_t h = 0xcbf29ce484222325ULL ^ r->seed;
-	size_t i;
+	uint64_t h = hash_fnv1a(key, len, r->seed);
 
-	for (i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 0x100000001b3ULL;
-	}
 	h ^= h >> 29;
 	return h ? h : 1;
 }

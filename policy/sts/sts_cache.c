@@ -20,6 +20,7 @@
 
 #include <db.h>
 
+#include "mta/util/hash.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
 #include "policy/sts/sts_cache.h"
@@ -77,13 +78,7 @@ remove_stale_temp(const char *path)
 static size_t
 key_hash(const struct sts_cache *c, const char *key)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *key; key++) {
-		h ^= (unsigned char)*key;
-		h *= 16777619u;
-	}
-	return h % c->nbuckets;
+	return hash_fnv1a(key, strlen(key), 0) % c->nbuckets;
 }
 
 static struct centry **
