@@ -699,6 +699,13 @@ deliver_free(deliver_t *d)
 			job_free(j);
 		dest_free(t);
 	}
+	while (d->quitting != NULL) {
+		struct quitting *q = d->quitting;
+
+		d->quitting = q->next;
+		smtp_sess_free(q->sess);
+		free(q);
+	}
 	/* Changes not yet written: written now, before the queue closes.
 	 * The writer commits what it was given; only our callbacks go. A
 	 * message that waited for its failure DSN is tried again after the

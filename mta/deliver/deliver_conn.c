@@ -293,6 +293,37 @@ conn_new(struct dest *t, struct job *j)
 	return c;
 }
 
+static void
+quit_done(void *arg)
+{
+	struct quitting *q = arg;
+
+	if (q->prev != NULL)
+		q->prev->next = q->next;
+	else
+		q->d->quitting = q->next;
+	if (q->next != NULL)
+		q->next->prev = q->prev;
+	free(q);
+}
+
+static void
+conn_quit(deliver_t *d, smtp_sess_t *sess)
+{
+	struct quitting *q = xcalloc(1, sizeof(*q));
+
+	q->d = d;
+	q->sess = sess;
+	if (!smtp_sess_close(sess, quit_done, q)) {
+		free(q);
+		return;
+	}
+	q->next = d->quitting;
+	if (q->next != NULL)
+		q->next->prev = q;
+	d->quitting = q;
+}
+
 void
 conn_free(struct conn *c)
 {
@@ -311,7 +342,7 @@ conn_free(struct conn *c)
 	if (c->idle_timer != NULL)
 		event_free(c->idle_timer);
 	if (c->sess != NULL)
-		smtp_sess_close(c->sess);
+		conn_quit(d, c->sess);
 	policy_release(c);
 	if (c->job != NULL) {
 		/* Not attempted: back to the front of the list. */

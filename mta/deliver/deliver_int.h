@@ -223,6 +223,15 @@ struct deliver {
 	qcommit_t *commit; /* the writer thread, or NULL (unit tests) */
 	struct qwrite *qwrites; /* ours, in the writer's hands */
 	unsigned *pending; /* PENDING_BUCKETS counts */
+	struct quitting *quitting; /* sessions still saying QUIT */
+};
+
+/* A session handed to smtp_sess_close that has not yet freed itself:
+ * ours to free if deliver_free comes first. */
+struct quitting {
+	struct quitting *prev, *next;
+	deliver_t *d;
+	smtp_sess_t *sess;
 };
 
 /* A write of ours that the writer thread holds: its callback is

@@ -140,9 +140,16 @@ smtp_sess_t *smtp_sess_new(struct event_base *, const struct config *,
     smtp_sess_cb *, void *arg);
 /* Starts a transaction (after READY or DONE). */
 void smtp_sess_send(smtp_sess_t *, struct smtp_msg *);
-/* Sends QUIT (if possible) and frees the session later, by itself; no
- * more callbacks. */
-void smtp_sess_close(smtp_sess_t *);
+/*
+ * Sends QUIT (if the session is idle) and frees the session later, by
+ * itself; no more session callbacks. Returns 0 when the session was freed
+ * at once, 1 when it lives on until the QUIT is answered or times out:
+ * then closed (may be NULL) runs from the event loop once it has freed
+ * itself. The owner keeps such sessions and frees any still open at
+ * shutdown with smtp_sess_free(), which never runs closed.
+ */
+typedef void smtp_sess_closed_fn(void *arg);
+int smtp_sess_close(smtp_sess_t *, smtp_sess_closed_fn *closed, void *arg);
 /* Frees at once, no QUIT, no callbacks. NULL is a no-op. */
 void smtp_sess_free(smtp_sess_t *);
 

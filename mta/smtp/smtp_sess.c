@@ -110,6 +110,8 @@ struct smtp_sess {
 	struct smtp_tls_info tls;
 	struct smtp_failure fail;
 	int closing; /* QUIT sent by smtp_sess_close: free on any outcome */
+	smtp_sess_closed_fn *closed;
+	void *closed_arg;
 	/* The current transaction. */
 	struct smtp_msg *msg;
 	size_t rcpt_idx;
@@ -250,6 +252,18 @@ close_conn(smtp_sess_t *s)
  * final answer no result (code 0: the owner defers it), and tell the
  * owner.
  */
+/* A closing session's end, whatever the server did: tell the owner. */
+static void
+closing_done(smtp_sess_t *s)
+{
+	smtp_sess_closed_fn *closed = s->closed;
+	void *arg = s->closed_arg;
+
+	smtp_sess_free(s);
+	if (closed != NULL)
+		closed(arg);
+}
+
 static void
 sess_fail(smtp_sess_t *s, enum smtp_fail_stage stage, int code,
     const char *status, const char *fmt, ...)
@@ -284,7 +298,7 @@ sess_fail(smtp_sess_t *s, enum smtp_fail_stage stage, int code,
 	close_conn(s);
 	s->state = S_DEAD;
 	if (s->closing) {
-		smtp_sess_free(s);
+		closing_done(s);
 		return;
 	}
 	post(s, PENDING_FAIL);
@@ -703,7 +717,7 @@ handle_reply(smtp_sess_t *s, const struct smtp_reply *rep)
 		finish_transaction(s);
 		return;
 	case S_QUIT:
-		smtp_sess_free(s);
+		closing_done(s);
 		return;
 	default: {
 		buf_t *b = buf_new(520);
@@ -788,7 +802,7 @@ io_failed(smtp_sess_t *s, const char *what)
 	enum smtp_fail_stage st;
 
 	if (s->closing) {
-		smtp_sess_free(s);
+		closing_done(s);
 		return;
 	}
 	switch (s->state) {
@@ -1043,21 +1057,24 @@ smtp_sess_send(smtp_sess_t *s, struct smtp_msg *m)
 	start_mail(s);
 }
 
-void
-smtp_sess_close(smtp_sess_t *s)
+int
+smtp_sess_close(smtp_sess_t *s, smtp_sess_closed_fn *closed, void *arg)
 {
 	if (s == NULL)
-		return;
+		return 0;
 	s->cb = NULL;
 	if (s->state != S_READY || s->bev == NULL) {
 		smtp_sess_free(s);
-		return;
+		return 0;
 	}
 	s->closing = 1;
+	s->closed = closed;
+	s->closed_arg = arg;
 	s->pending = 0;
 	send_cmd(s, "QUIT");
 	bufferevent_enable(s->bev, EV_READ);
 	enter_state(s, S_QUIT);
+	return 1;
 }
 
 void

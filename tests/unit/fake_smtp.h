@@ -31,6 +31,7 @@ struct fake_smtp {
 	/* Set by the test. */
 	const char *ehlo;
 	int accept_temp;
+	int ignore_quit; /* never answer QUIT: the client's goodbye hangs */
 	/* Recorded. */
 	int connections, delivered, starttls_seen;
 	buf_t *transcript; /* every command line, LF-joined */
@@ -116,7 +117,7 @@ fake_smtp_answer(struct fake_smtp_conn *c, const char *line, size_t n)
 	if (strcasecmp(line, "RSET") == 0 || strcasecmp(line, "NOOP") == 0)
 		return "250 2.0.0 Ok\r\n";
 	if (strcasecmp(line, "QUIT") == 0)
-		return "221 2.0.0 Bye\r\n";
+		return fs->ignore_quit ? NULL : "221 2.0.0 Bye\r\n";
 	return "502 5.5.2 unknown\r\n";
 }
 

@@ -40,6 +40,14 @@ client_cb(void *arg, smtp_sess_t *s, enum smtp_event ev)
 	event_base_loopbreak(base);
 }
 
+static int closed_runs;
+
+static void
+note_closed(void *arg)
+{
+	(*(int *)arg)++;
+}
+
 static int
 wait_event(void)
 {
@@ -150,10 +158,12 @@ test_pipelined_transaction(void)
 	CHECK_STR(r[0].status, "5.3.4");
 	CHECK_STR(buf_data(srv.transcript), "");
 	free((char *)m.content);
-	smtp_sess_close(s);
-	/* The QUIT goes out and the session frees itself. */
-	for (int i = 0; i < 20; i++)
-		event_base_loop(base, EVLOOP_NONBLOCK);
+	closed_runs = 0;
+	CHECK_INT(smtp_sess_close(s, note_closed, &closed_runs), 1);
+	/* The QUIT goes out, the session frees itself and says so. */
+	for (int i = 0; i < 100 && closed_runs == 0; i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	CHECK_INT(closed_runs, 1);
 }
 
 static void
