@@ -47,142 +47,6 @@
 #include "mta/util/xalloc.h"
 
 /*
- * Small helpers
- */
-const char *
-rcpt_domain(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	return at && at[1] ? at + 1 : NULL;
-}
-
-uint32_t
-rand32(void *arg)
-{
-	uint32_t v = 0;
-
-	(void)arg;
-	if (RAND_bytes((unsigned char *)&v, sizeof(v)) != 1)
-		v = (uint32_t)clock_now_usec();
-	return v;
-}
-
-/* Seconds for delay= and delays=, Postfix-like: 0.12, 3.4, 120. */
-const char *
-secs(char *out, size_t len, int64_t usec)
-{
-	double v = usec < 0 ? 0.0 : (double)usec / 1e6;
-
-	if (v < 0.01)
-		snprintf(out, len, "0");
-	else if (v < 10)
-		snprintf(out, len, "%.2g", v);
-	else
-		snprintf(out, len, "%.0f", v);
-	return out;
-}
-
-/*
- * Messages and jobs
- */
-static unsigned
-msg_bucket(const char *qid)
-{
-	return qid_hash(qid) % MSG_BUCKETS;
-}
-
-struct dmsg *
-msg_find(deliver_t *d, const char *qid)
-{
-	struct dmsg *m;
-
-	for (m = d->msg_tab[msg_bucket(qid)]; m != NULL; m = m->hnext)
-		if (strcmp(m->env->qid, qid) == 0)
-			return m;
-	return NULL;
-}
-
-void
-msg_free(deliver_t *d, struct dmsg *m)
-{
-	struct dmsg **pp;
-	size_t i;
-
-	if (m->prev)
-		m->prev->next = m->next;
-	else
-		d->msgs = m->next;
-	if (m->next)
-		m->next->prev = m->prev;
-	for (pp = &d->msg_tab[msg_bucket(m->env->qid)]; *pp != NULL;
-	     pp = &(*pp)->hnext)
-		if (*pp == m) {
-			*pp = m->hnext;
-			break;
-		}
-	d->nmsgs--;
-	d->msg_bytes -= m->len;
-	for (i = 0; i < m->env->nrcpt; i++) {
-		free(m->fail_remote[i]);
-		free(m->fail_diag[i]);
-	}
-	free(m->fail_remote);
-	free(m->fail_diag);
-	free(m->failed);
-	free(m->relayed);
-	free(m->content);
-	queue_env_free(m->env);
-	free(m);
-}
-
-void
-job_free(struct job *j)
-{
-	if (j == NULL)
-		return;
-	free(j->idx);
-	free(j->r);
-	free(j);
-}
-
-struct job *
-job_new(struct dmsg *m)
-{
-	struct job *j = xcalloc(1, sizeof(*j));
-
-	j->m = m;
-	j->t_created = clock_now_usec();
-	j->smsg.qid = m->env->qid;
-	j->smsg.sender = m->env->sender;
-	j->smsg.envid = m->env->envid;
-	j->smsg.flags = m->env->flags;
-	j->smsg.ret = m->env->ret;
-	j->smsg.content = m->content;
-	j->smsg.len = m->len;
-	m->njobs++;
-	return j;
-}
-
-void
-job_add_rcpt(struct job *j, size_t i)
-{
-	const struct queue_rcpt *qr = &j->m->env->rcpts[i];
-	struct smtp_msg_rcpt *r;
-
-	j->idx = xreallocarray(j->idx, j->smsg.nrcpt + 1, sizeof(*j->idx));
-	j->r = xreallocarray(j->r, j->smsg.nrcpt + 1, sizeof(*j->r));
-	j->idx[j->smsg.nrcpt] = i;
-	r = &j->r[j->smsg.nrcpt];
-	memset(r, 0, sizeof(*r));
-	r->address = qr->address;
-	r->orcpt = qr->orcpt;
-	r->notify = qr->notify;
-	j->smsg.nrcpt++;
-	j->smsg.rcpts = j->r;
-}
-
-/*
  * Destinations
  */
 static unsigned
@@ -263,7 +127,7 @@ dest_free(struct dest *t)
 	free(t);
 }
 
-void
+static void
 dest_maybe_free(struct dest *t)
 {
 	if (t->njobs == 0 && t->nconn == 0 && t->route_state != ROUTE_RESOLVING)
@@ -279,7 +143,7 @@ dest_enqueue(struct dest *t, struct job *j)
 	t->njobs++;
 }
 
-void
+static void
 dest_pump(struct dest *t)
 {
 	deliver_t *d = t->d;
@@ -302,7 +166,7 @@ dest_pump(struct dest *t)
 		route_enter_state(t, ROUTE_NONE);
 	}
 	if (t->route_state == ROUTE_NONE)
-		route_start(t);
+		route_start(t, dest_pump);
 	if (t->route_state == ROUTE_RESOLVING)
 		return;
 	if (t->route_state == ROUTE_FAILED) {
@@ -414,14 +278,7 @@ msg_start(deliver_t *d, struct queue_env *env, int64_t now)
 	m->relayed = xcalloc(env->nrcpt ? env->nrcpt : 1, 1);
 	m->fail_remote = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(char *));
 	m->fail_diag = xcalloc(env->nrcpt ? env->nrcpt : 1, sizeof(char *));
-	m->next = d->msgs;
-	if (d->msgs)
-		d->msgs->prev = m;
-	d->msgs = m;
-	m->hnext = d->msg_tab[msg_bucket(env->qid)];
-	d->msg_tab[msg_bucket(env->qid)] = m;
-	d->nmsgs++;
-	d->msg_bytes += m->len;
+	msg_add(d, m);
 	m->njobs = 1; /* held while the jobs are made */
 	touched = xcalloc(env->nrcpt + 1, sizeof(*touched));
 	for (i = 0; i < env->nrcpt; i++) {
@@ -573,7 +430,8 @@ deliver_kick(deliver_t *d)
 	evtimer_add(d->timer, &tv);
 }
 
-void
+/* A queue run soon (KICK_COALESCE_MSEC): after a message finished. */
+static void
 deliver_kick_soon(deliver_t *d)
 {
 	struct timeval tv = {0, KICK_COALESCE_MSEC * 1000};
@@ -581,6 +439,24 @@ deliver_kick_soon(deliver_t *d)
 	/* Its own timer: d->timer may be armed for much later. */
 	if (!evtimer_pending(d->soon_ev, NULL))
 		evtimer_add(d->soon_ev, &tv);
+}
+
+static void
+pump_all_cb(evutil_socket_t fd, short what, void *arg)
+{
+	deliver_t *d = arg;
+	struct dest *o, *next;
+
+	(void)fd;
+	(void)what;
+	/* dest_pump() frees at most its own dest; next is kept. */
+	for (o = d->dests; o != NULL; o = next) {
+		next = o->next;
+		if (o->njobs > 0)
+			dest_pump(o);
+		else
+			dest_maybe_free(o);
+	}
 }
 
 deliver_t *
@@ -629,6 +505,7 @@ deliver_new(struct event_base *base, const struct config *cfg, queue_t *q,
 	}
 	d->timer = evtimer_new(base, timer_cb, d);
 	d->pump_ev = event_new(base, -1, 0, pump_all_cb, d);
+	d->msg_gone = deliver_kick_soon;
 	d->start_ev = event_new(base, -1, 0, start_cb, d);
 	d->flush_ev = evtimer_new(base, flush_cb, d);
 	d->soon_ev = evtimer_new(base, timer_cb, d);

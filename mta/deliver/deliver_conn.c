@@ -359,39 +359,6 @@ conn_free(struct conn *c)
 	event_active(d->pump_ev, EV_TIMEOUT, 1);
 }
 
-void
-pump_all_cb(evutil_socket_t fd, short what, void *arg)
-{
-	deliver_t *d = arg;
-	struct dest *o, *next;
-
-	(void)fd;
-	(void)what;
-	/* dest_pump() frees at most its own dest; next is kept. */
-	for (o = d->dests; o != NULL; o = next) {
-		next = o->next;
-		if (o->njobs > 0)
-			dest_pump(o);
-		else
-			dest_maybe_free(o);
-	}
-}
-
-struct job *
-dest_take_job(struct dest *t)
-{
-	struct job *j = t->jobs;
-
-	if (j == NULL)
-		return NULL;
-	t->jobs = j->next;
-	if (t->jobs == NULL)
-		t->jobs_tail = &t->jobs;
-	t->njobs--;
-	j->next = NULL;
-	return j;
-}
-
 static void
 idle_cb(evutil_socket_t fd, short what, void *arg)
 {

@@ -2,8 +2,9 @@
  * deliver_int - what the files of the delivery engine share; not for
  * other modules (deliver.h is the interface).
  *
- *   deliver.c         messages and jobs, destinations, the queue run, the
+ *   deliver.c         scheduling: destinations, the queue run, the
  *                     public functions
+ *   deliver_msg.c     messages in flight, jobs, a destination's job list
  *   deliver_route.c   routing: transport_maps, MX (RFC 5321 5.1, RFC
  *                     7505), address records
  *   deliver_conn.c    connections: the TLS verdict per host, REQUIRETLS,
@@ -62,6 +63,18 @@
 struct job;
 struct dest;
 struct conn;
+
+/*
+ * The files of the engine form layers, each calling only those below:
+ *   deliver.c (scheduling) -> deliver_conn.c -> deliver_result.c
+ *                          -> deliver_route.c
+ *   all of them            -> deliver_msg.c (messages, jobs), deliver_pure.c
+ * What goes up is a callback that its owner registers: a route that is
+ * ready or failed calls its route_done_fn; a message that has left the
+ * engine calls the deliver's msg_gone.
+ */
+typedef void route_done_fn(struct dest *);
+typedef void msg_gone_fn(deliver_t *);
 
 /* A destination's route. */
 enum route_state {
@@ -151,6 +164,7 @@ struct dest {
 	unsigned nconn;
 	/* Route: resolving, then ready or failed. */
 	enum route_state route_state;
+	route_done_fn *route_cb; /* given to route_start */
 	int64_t route_expires; /* ready route: re-resolve after (TTL) */
 	uint32_t ttl; /* smallest TTL seen while resolving */
 	struct deliver_nexthop nh;
@@ -224,6 +238,7 @@ struct deliver {
 	struct qwrite *qwrites; /* ours, in the writer's hands */
 	unsigned *pending; /* PENDING_BUCKETS counts */
 	struct quitting *quitting; /* sessions still saying QUIT */
+	msg_gone_fn *msg_gone; /* a message left the engine: deliver.c */
 };
 
 /* A session handed to smtp_sess_close that has not yet freed itself:
@@ -266,21 +281,18 @@ qid_hash(const char *qid)
 	return (uint32_t)hash_fnv1a(qid, strlen(qid), 0);
 }
 
-/* deliver.c: messages and jobs */
+/* deliver_msg.c: messages, jobs, a destination's job list */
 void job_add_rcpt(struct job *j, size_t i);
 void job_free(struct job *j);
 struct job *job_new(struct dmsg *m);
 struct dmsg *msg_find(deliver_t *d, const char *qid);
+void msg_add(deliver_t *d, struct dmsg *m);
 void msg_free(deliver_t *d, struct dmsg *m);
 uint32_t rand32(void *arg);
 const char *rcpt_domain(const char *addr);
 const char *secs(char *out, size_t len, int64_t usec);
 
-/* deliver.c: destinations and the queue run */
-void dest_maybe_free(struct dest *t);
-/* A queue run soon (KICK_COALESCE_MSEC): after a message finished. */
-void deliver_kick_soon(deliver_t *d);
-void dest_pump(struct dest *t);
+struct job *dest_take_job(struct dest *t);
 
 /* deliver_result.c: results, DSNs, envelope writes */
 void flush_cb(evutil_socket_t fd, short what, void *arg);
@@ -293,7 +305,9 @@ int write_pending(const deliver_t *d, const char *qid);
 
 /* deliver_route.c: routing */
 void route_enter_state(struct dest *t, enum route_state st);
-void route_start(struct dest *t);
+/* Looks the route up; done(t) runs when it is ready or failed, maybe
+ * before route_start returns. */
+void route_start(struct dest *t, route_done_fn *done);
 void scratch_free(struct dest *t);
 
 /* deliver_conn.c: connections and sessions */
@@ -302,7 +316,5 @@ void conn_after_job(struct conn *c);
 void conn_free(struct conn *c);
 struct conn *conn_new(struct dest *t, struct job *j);
 void conn_next_addr(struct conn *c);
-struct job *dest_take_job(struct dest *t);
-void pump_all_cb(evutil_socket_t fd, short what, void *arg);
 
 #endif

@@ -350,7 +350,7 @@ dsn_done(void *arg, int err, const char *bqid)
 	if (m != NULL) {
 		write_env(d, m, err == QUEUE_OK, 1);
 		msg_free(d, m);
-		deliver_kick_soon(d);
+		d->msg_gone(d);
 	}
 }
 
@@ -587,5 +587,5 @@ msg_job_finished(deliver_t *d, struct dmsg *m)
 		return; /* dsn_done ends the message */
 	write_env(d, m, rc == 0, 1);
 	msg_free(d, m);
-	deliver_kick_soon(d);
+	d->msg_gone(d);
 }

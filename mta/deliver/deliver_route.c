@@ -29,6 +29,14 @@
 /*
  * Routing
  */
+/* The route is ready or failed: the owner's callback takes over (it may
+ * free t). */
+static void
+route_finish(struct dest *t)
+{
+	t->route_cb(t);
+}
+
 static const char *const route_state_names[] = {
     [ROUTE_NONE] = "none",
     [ROUTE_RESOLVING] = "resolving",
@@ -223,7 +231,7 @@ route_done(struct dest *t)
 		log_debug("%s: route ready, %u hosts, %u addresses", t->name,
 		    t->nhosts, t->naddrs);
 	}
-	dest_pump(t);
+	route_finish(t);
 }
 
 /* Starts A/AAAA lookups for every host. */
@@ -277,19 +285,19 @@ mx_cb(void *arg, const struct resolver_answer *ans)
 		route_fail(t, 450, "4.4.3",
 		    "MX lookup for %s failed: DNSSEC validation failed%s%s",
 		    t->nh.host, ans->why ? ": " : "", ans->why ? ans->why : "");
-		dest_pump(t);
+		route_finish(t);
 		return;
 	}
 	switch (ans->rcode) {
 	case RESOLVER_TEMPFAIL:
 		route_fail(t, 450, "4.4.3", "MX lookup for %s failed%s%s",
 		    t->nh.host, ans->why ? ": " : "", ans->why ? ans->why : "");
-		dest_pump(t);
+		route_finish(t);
 		return;
 	case RESOLVER_NXDOMAIN:
 		route_fail(t, 550, "5.1.2",
 		    "Host or domain name not found: %s (NXDOMAIN)", t->nh.host);
-		dest_pump(t);
+		route_finish(t);
 		return;
 	case RESOLVER_NODATA:
 		/* RFC 5321 5.1: no MX RRset: the domain is its own MX. */
@@ -316,7 +324,7 @@ mx_cb(void *arg, const struct resolver_answer *ans)
 		route_fail(t, 556, "5.1.10",
 		    "Recipient address has null MX: %s accepts no mail",
 		    t->nh.host);
-		dest_pump(t);
+		route_finish(t);
 		return;
 	}
 	deliver_mx_sort(mx, n, rand32, NULL);
@@ -336,15 +344,16 @@ mx_cb(void *arg, const struct resolver_answer *ans)
 	if (t->nhosts == 0) {
 		route_fail(t, 554, "5.4.6", "mail for %s loops back to myself",
 		    t->name);
-		dest_pump(t);
+		route_finish(t);
 		return;
 	}
 	lookup_hosts(t);
 }
 
 void
-route_start(struct dest *t)
+route_start(struct dest *t, route_done_fn *done)
 {
+	t->route_cb = done;
 	deliver_t *d = t->d;
 	const struct deliver_nexthop *nh =
 	    deliver_tmap_lookup(d->tmap, t->name);
@@ -382,7 +391,7 @@ route_start(struct dest *t)
 			t->naddrs = 1;
 			route_enter_state(t, ROUTE_READY);
 			t->route_expires = clock_now() + ROUTE_MAX_AGE;
-			dest_pump(t);
+			route_finish(t);
 			return;
 		}
 		if (d->res == NULL)
@@ -398,5 +407,5 @@ route_start(struct dest *t)
 no_resolver:
 	/* Only tests run without a resolver: nothing but literals. */
 	route_fail(t, 450, "4.4.3", "no resolver for %s", t->nh.host);
-	dest_pump(t);
+	route_finish(t);
 }
