@@ -721,19 +721,33 @@ struct update_arg {
 	uint64_t size; /* of the stored message */
 };
 
+static int write_env(queue_t *, DB_TXN *, struct update_arg *, int64_t);
+
 static int
 update_op(queue_t *q, DB_TXN *txn, void *a)
 {
 	struct update_arg *ua = a;
 	const char *qid = ua->env->qid;
-	int64_t old_due, due = queue_env_next_due(ua->env);
-	unsigned char sk[SCHED_KEY_LEN];
-	DBT key, data;
+	int64_t old_due;
 	int ret;
 
 	ua->removed = 0;
 	if ((ret = old_due_time(q, txn, qid, &old_due, &ua->size)) != 0)
 		return ret;
+	return write_env(q, txn, ua, old_due);
+}
+
+/* The write half of an update: the envelope replaced (or the message
+ * removed) and its index key moved from old_due. */
+static int
+write_env(queue_t *q, DB_TXN *txn, struct update_arg *ua, int64_t old_due)
+{
+	const char *qid = ua->env->qid;
+	int64_t due = queue_env_next_due(ua->env);
+	unsigned char sk[SCHED_KEY_LEN];
+	DBT key, data;
+	int ret;
+
 	if (old_due >= 0 && (old_due != due || ua->record == NULL))
 		if ((ret = sched_del(q, txn, old_due, qid)) != 0)
 			return ret;
@@ -1181,4 +1195,166 @@ checkpoint(queue_t *q, uint64_t compact_after)
 		    dbs[i], NULL, NULL, NULL, &c, DB_FREE_SPACE, NULL);
 	}
 	return QUEUE_OK;
+}
+
+/* Changing in slices (queue_change_slice). */
+
+struct change_arg {
+	const char *qid;
+	int64_t when; /* its index key's time */
+	queue_change_fn *fn;
+	void *fnarg;
+	unsigned n; /* recipients changed */
+};
+
+static int
+change_op(queue_t *q, DB_TXN *txn, void *a)
+{
+	struct change_arg *ca = a;
+	struct queue_env *env = NULL;
+	struct update_arg ua;
+	DBT data;
+	int ret;
+
+	ca->n = 0;
+	ret = read_record(q, q->envelopes, txn, ca->qid, DB_RMW, &data);
+	if (ret == DB_NOTFOUND)
+		return 0; /* gone meanwhile (delivered, deleted) */
+	if (ret != 0)
+		return ret;
+	if (decode_record(ca->qid, &data, &env) != QUEUE_OK)
+		return 0;
+	/* A stale key (the message moved): it is visited at its own. */
+	if (queue_env_next_due(env) != ca->when ||
+	    (ca->n = ca->fn(ca->fnarg, env)) == 0) {
+		queue_env_free(env);
+		return 0;
+	}
+	memset(&ua, 0, sizeof(ua));
+	ua.env = env;
+	ua.record = buf_new(0);
+	queue_env_encode(env, ua.record);
+	ret = write_env(q, txn, &ua, ca->when);
+	buf_free(ua.record);
+	queue_env_free(env);
+	return ret;
+}
+
+/* The time of the last key in the index, or -1 when it is empty. */
+static int
+last_key_time(queue_t *q, int64_t *when)
+{
+	DBC *cur;
+	DBT key, data;
+	int ret;
+
+	*when = -1;
+	if ((ret = q->schedule->cursor(
+	         q->schedule, NULL, &cur, DB_READ_COMMITTED)) != 0)
+		return ret;
+	memset(&key, 0, sizeof(key));
+	memset(&data, 0, sizeof(data));
+	key.flags = DB_DBT_MALLOC;
+	data.flags = DB_DBT_MALLOC;
+	ret = cur->get(cur, &key, &data, DB_LAST);
+	if (ret == 0) {
+		if (key.size == SCHED_KEY_LEN)
+			*when = sched_time(key.data);
+		free(key.data);
+		free(data.data);
+	}
+	(void)cur->close(cur);
+	return ret == DB_NOTFOUND ? 0 : ret;
+}
+
+/* Up to max keys after pos (not after pos->limit), cursor closed after. */
+static int
+collect_after(queue_t *q, struct queue_pos *pos, size_t max,
+    struct sched_entry *v, size_t *np)
+{
+	unsigned char kbuf[SCHED_KEY_LEN];
+	DBC *cur;
+	DBT key, data;
+	u_int32_t op = DB_SET_RANGE;
+	size_t n = 0;
+	int ret;
+
+	*np = 0;
+	if ((ret = q->schedule->cursor(
+	         q->schedule, NULL, &cur, DB_READ_COMMITTED)) != 0)
+		return ret;
+	memcpy(kbuf, pos->key, SCHED_KEY_LEN);
+	memset(&key, 0, sizeof(key));
+	memset(&data, 0, sizeof(data));
+	key.data = kbuf;
+	key.size = SCHED_KEY_LEN;
+	key.ulen = sizeof(kbuf);
+	key.flags = DB_DBT_USERMEM;
+	data.flags = DB_DBT_MALLOC;
+	while (n < max && (ret = cur->get(cur, &key, &data, op)) == 0) {
+		op = DB_NEXT;
+		free(data.data);
+		data.data = NULL;
+		if (key.size != SCHED_KEY_LEN ||
+		    memcmp(kbuf, pos->key, SCHED_KEY_LEN) == 0)
+			continue;
+		if (sched_time(kbuf) > pos->limit)
+			break;
+		v[n].when = sched_time(kbuf);
+		memcpy(v[n].qid, kbuf + 8, QUEUE_ID_LEN);
+		v[n].qid[QUEUE_ID_LEN] = '\0';
+		n++;
+	}
+	(void)cur->close(cur);
+	*np = n;
+	if (n > 0)
+		sched_key(pos->key, v[n - 1].when, v[n - 1].qid);
+	return ret == DB_NOTFOUND || ret == 0 ? 0 : ret;
+}
+
+int
+queue_change_slice(queue_t *q, struct queue_pos *pos, size_t max,
+    queue_change_fn *fn, void *arg, struct queue_changed *changed,
+    size_t *nchanged)
+{
+	struct sched_entry *v;
+	size_t n = 0, i;
+	int ret = 0, tries;
+
+	*nchanged = 0;
+	if (max == 0)
+		return 0;
+	if (!pos->started) {
+		/* Bounded by what is queued now: mail deferred again after
+		 * a change lands beyond it and is not changed twice. */
+		if ((ret = last_key_time(q, &pos->limit)) != 0)
+			return queue_result(
+			    q, ret, "schedule read", NULL, NULL);
+		memset(pos->key, 0, sizeof(pos->key));
+		pos->started = 1;
+	}
+	v = xcalloc(max, sizeof(*v));
+	for (tries = 0; tries < QUEUE_DEADLOCK_RETRIES; tries++)
+		if ((ret = collect_after(q, pos, max, v, &n)) !=
+		    DB_LOCK_DEADLOCK)
+			break;
+	if (ret != 0) {
+		free(v);
+		return queue_result(q, ret, "schedule walk", NULL, NULL);
+	}
+	for (i = 0; i < n; i++) {
+		struct change_arg ca = {v[i].qid, v[i].when, fn, arg, 0};
+
+		relieve(q);
+		if ((ret = queue_txn(q, change_op, &ca)) != 0) {
+			(void)queue_result(q, ret, "update", v[i].qid, NULL);
+			continue;
+		}
+		if (ca.n > 0) {
+			memcpy(changed[*nchanged].qid, v[i].qid, QUEUE_ID_SIZE);
+			changed[(*nchanged)++].n = ca.n;
+		}
+	}
+	free(v);
+	return (int)n;
 }
