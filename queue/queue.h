@@ -183,6 +183,29 @@ int queue_due(queue_t *, int64_t now, size_t max, queue_visit_fn *, void *);
 typedef int queue_skip_fn(void *arg, const char *qid);
 int queue_due_skip(queue_t *, int64_t now, size_t max, queue_skip_fn *skip,
     queue_visit_fn *, void *);
+/*
+ * A change of many messages in slices, in schedule order, without a full
+ * scan first (a flush of everything): each call reads at most max keys of
+ * the time index after pos, and for each message calls fn on its
+ * envelope inside one transaction under the envelope's write lock; fn
+ * returns how many recipients it changed, and a change is written (and
+ * the message moved in the index) in that transaction. pos starts zeroed;
+ * keys added after the first call beyond the last key then seen are left
+ * alone. changed[] (max entries) gets the changed messages, *nchanged
+ * their number. Returns the keys read (0: done) or a QUEUE_* error.
+ */
+struct queue_pos {
+	unsigned char key[8 + QUEUE_ID_LEN];
+	int64_t limit; /* the last key's time at the first call */
+	int started;
+};
+struct queue_changed {
+	char qid[QUEUE_ID_SIZE];
+	unsigned n;
+};
+typedef unsigned queue_change_fn(void *arg, struct queue_env *);
+int queue_change_slice(queue_t *, struct queue_pos *, size_t max,
+    queue_change_fn *, void *, struct queue_changed *changed, size_t *nchanged);
 /* Calls fn for every message in queue ID (arrival) order. */
 int queue_walk(queue_t *, queue_visit_fn *, void *);
 /* Earliest scheduled time in the index, or -1 when nothing is scheduled. */

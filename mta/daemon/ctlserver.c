@@ -28,6 +28,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "ctl_flush.h"
 #include "ctlproto.h"
 #include "daemon_int.h"
 #include "policy/verdict/tls_policy.h"
@@ -398,8 +399,8 @@ do_change(
 	int r = 0;
 
 	if (what == CHANGE_FLUSH && n == 0) {
-		queue_walk(d->queue, ids_visit, &all);
-		n = all.n;
+		buf_free(missing);
+		return ctl_flush_all(d, uid, out) < 0 ? -1 : 0; /* kicks */
 	}
 	for (i = 0; i < n; i++) {
 		const char *qid = all.v ? all.v[i] : req->qids[i];

@@ -360,7 +360,15 @@ class Daemon:
         """{qid: content bytes} read from the queue database with Berkeley
         DB's own tools. Call with the daemon stopped."""
         assert not self.running(), "stop the daemon before reading the db"
-        return dump_contents(self.queue_dir)
+        # A message is its head in contents.db and its tail in tails.db
+        # (queue/queue.c); either may be absent.
+        heads = dump_contents(self.queue_dir)
+        try:
+            tails = dump_contents(self.queue_dir, "tails")
+        except AssertionError:
+            tails = {}
+        return {q: heads.get(q, b"") + tails.get(q, b"")
+                for q in set(heads) | set(tails)}
 
     def smtp(self, bind=None, port=None, timeout=15):
         return SmtpConn(self.host, port or self.port, bind=bind,
