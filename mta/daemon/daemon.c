@@ -40,6 +40,7 @@
 #include "daemon_int.h"
 #include "mta/deliver/deliver.h"
 #include "policy/verdict/tls_policy.h"
+#include "metrics_http.h"
 #include "mta/util/clock.h"
 #include "mta/util/log.h"
 #include "mta/util/safepath.h"
@@ -777,6 +778,12 @@ start_services(daemon_t *d, int *exit_code, buf_t *err)
 		*exit_code = DAEMON_EX_OSERR;
 		return -1;
 	}
+	/* explain-metrics: after the drop (a port of 1024 or more). */
+	if (d->cfg->metrics_listen[0] &&
+	    (d->metrics = metrics_http_new(d, err)) == NULL) {
+		*exit_code = DAEMON_EX_CONFIG;
+		return -1;
+	}
 	d->import = import_new(d);
 	d->ev_import = add_timer(d, d->cfg->import_interval, on_import_timer);
 	d->ev_checkpoint =
@@ -899,6 +906,7 @@ daemon_free(daemon_t *d)
 	if (d->smtpd)
 		smtpd_stop_accepting(d->smtpd);
 	ctlsrv_free(d->ctl);
+	metrics_http_free(d->metrics); /* explain-metrics */
 	import_free(d->import);
 	smtpd_free(d->smtpd);
 	/* In-flight deliveries are forgotten: retried after restart. */

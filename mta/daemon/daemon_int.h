@@ -76,6 +76,8 @@ struct daemon {
 	/* DANE and MTA-STS verdicts for delivery (policy/verdict), which
 	 * keeps its MTA-STS cache in queue_directory/policy/. */
 	struct tls_policy *tls_policy;
+	/* explain-metrics: the Prometheus endpoint (metrics_http.h). */
+	struct metrics_http *metrics;
 };
 
 /* import.c: the maildrop pickup. */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "xalloc.h"
 
 enum cfg_type { T_STR, T_LIST, T_INT, T_SIZE, T_TIME, T_BOOL };
@@ -122,6 +123,19 @@ set_value(
 			if (!ok) {
 				buf_printf(err, "%s: '%s' is not one of %s",
 				    d->name, value, d->choices);
+				return -1;
+			}
+		}
+		/* explain-metrics: the endpoint has no authentication. */
+		if (strcmp(d->name, "metrics_listen") == 0 && value[0]) {
+			char h[64];
+			unsigned port;
+			const char *why =
+			    metrics_parse_listen(value, h, sizeof(h), &port);
+
+			if (why) {
+				buf_printf(
+				    err, "%s: '%s': %s", d->name, value, why);
 				return -1;
 			}
 		}

@@ -198,3 +198,8 @@ CFG(mta_sts_CAfile, STR, "", 0, 0, "",
     "smtp_tls_CAfile, then the system store.")
 CFG(mta_sts_port, INT, "443", 1, 65535, "",
     "Port of the policy host (443; other values only for test networks).")
+/* explain-metrics: the Prometheus endpoint (docs/metrics.md). */
+CFG(metrics_listen, STR, "", 0, 0, "",
+    "Address (127.0.0.1:PORT or [::1]:PORT; loopback only, it has no "
+    "authentication) of the Prometheus metrics endpoint, /metrics; empty: "
+    "off.")

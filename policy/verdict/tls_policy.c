@@ -21,6 +21,7 @@
 
 #include "mta/util/config.h"
 #include "mta/util/log.h"
+#include "mta/util/metrics.h"
 #include "mta/util/xalloc.h"
 #include "policy/dane/dane.h"
 #include "policy/dane/dane_lookup.h"
@@ -266,6 +267,22 @@ on_sts(void *arg, const struct sts_verdict *sv)
 	struct tls_verdict v;
 
 	r->sts_id = 0;
+	/* explain-metrics: where the MTA-STS answer came from. */
+	metrics_add(metrics_family(METRICS_COUNTER,
+	                "strictmta_sts_results_total", "source,mode",
+	                "MTA-STS answers for delivery: source (cache, fetch, "
+	                "none) and mode"),
+	    sv->policy == NULL
+	        ? (sv->local_failure ? "none,unknown" : "none,none")
+	    : sv->policy->mode == STS_MODE_ENFORCE
+	        ? (strcmp(sv->source, "fetch") == 0 ? "fetch,enforce"
+	                                            : "cache,enforce")
+	    : sv->policy->mode == STS_MODE_TESTING
+	        ? (strcmp(sv->source, "fetch") == 0 ? "fetch,testing"
+	                                            : "cache,testing")
+	        : (strcmp(sv->source, "fetch") == 0 ? "fetch,none"
+	                                            : "cache,none"),
+	    1);
 	if (sv->policy == NULL && sv->local_failure) {
 		/* The domain publishes a policy and our side could not read
 		 * it: that is doubt, and doubt defers. */
@@ -338,6 +355,15 @@ on_dane(void *arg, const struct dane_host_result *res)
 	size_t i;
 
 	r->dane_id = 0;
+	/* explain-metrics: the TLSA outcome per host (docs/metrics.md). */
+	metrics_add(
+	    metrics_family(METRICS_COUNTER, "strictmta_dane_results_total",
+	        "result", "DANE TLSA outcomes per host asked about"),
+	    res->state == DANE_HOST_USABLE     ? "usable"
+	    : res->state == DANE_HOST_UNUSABLE ? "unusable"
+	    : res->state == DANE_HOST_FAILED   ? "tempfail"
+	                                       : "insecure",
+	    1);
 	switch (res->state) {
 	case DANE_HOST_NONE:
 		no_dane(r);
