@@ -240,6 +240,9 @@ tls_policy_exceptions(tls_policy_t *tp)
  * the reason, so that the log, the queue and TLS reports show it; this is
  * the only path by which a level is lowered.
  */
+static void set_reason(struct tls_verdict *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 exception_apply(struct tp_req *r, struct tls_verdict *v)
 {
