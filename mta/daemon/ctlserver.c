@@ -30,6 +30,7 @@
 
 #include "ctl_flush.h"
 #include "ctlproto.h"
+#include "ctl_exception.h" /* ops-exceptions */
 #include "daemon_int.h"
 #include "policy/verdict/tls_policy.h"
 #include "mta/cli/control.h"
@@ -737,6 +738,10 @@ handle(daemon_t *d, struct ctl_conn *c, const char *line, size_t len, uid_t uid,
 	const char *why;
 	int r = -1;
 
+	if (ctl_exception_match(line, len)) { /* ops-exceptions */
+		free(req);
+		return ctl_exception_handle(d, line, len, uid, out);
+	}
 	if ((why = ctl_parse_request(line, len, req)) != NULL) {
 		buf_puts(out, why);
 		free(req);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <arpa/inet.h>
 #include <sys/stat.h>
@@ -26,6 +27,8 @@
 #include "policy/dane/dane.h"
 #include "policy/dane/dane_lookup.h"
 #include "policy/verdict/tls_policy.h"
+#include "mta/util/clock.h" /* ops-exceptions */
+#include "policy/verdict/exception.h"
 
 struct tls_policy {
 	struct event_base *base;
@@ -37,6 +40,7 @@ struct tls_policy {
 	int dane_ready; /* the client SSL_CTX has DANE enabled */
 	uint64_t next_id;
 	struct tp_req *reqs;
+	tls_exceptions_t *exc; /* ops-exceptions: operator overrides */
 };
 
 struct tp_req {
@@ -146,14 +150,28 @@ tls_policy_new(struct event_base *base, const struct config *cfg,
 	if (tp->default_level == TLS_LEV_DANE ||
 	    tp->default_level == TLS_LEV_STS_ENFORCE)
 		tp->default_level = TLS_LEV_MAY;
+	/* ops-exceptions: beside the MTA-STS cache. */
+	if ((path = sts_cache_path(cfg, err)) == NULL) {
+		free(tp);
+		return NULL;
+	}
+	memcpy(strrchr(path, '/') + 1, "exceptions.db", 14);
+	tp->exc = tls_exceptions_open(base, path, err);
+	free(path);
+	if (tp->exc == NULL) {
+		free(tp);
+		return NULL;
+	}
 	if (cfg->mta_sts_enable) {
 		if ((path = sts_cache_path(cfg, err)) == NULL) {
+			tls_exceptions_close(tp->exc);
 			free(tp);
 			return NULL;
 		}
 		tp->sts = sts_new(base, cfg, resolver, path, err);
 		free(path);
 		if (tp->sts == NULL) {
+			tls_exceptions_close(tp->exc);
 			free(tp);
 			return NULL;
 		}
@@ -201,6 +219,7 @@ tls_policy_free(tls_policy_t *tp)
 		free(r);
 	}
 	sts_free(tp->sts);
+	tls_exceptions_close(tp->exc);
 	free(tp);
 }
 
@@ -210,9 +229,60 @@ tls_policy_sts(tls_policy_t *tp)
 	return tp->sts;
 }
 
+tls_exceptions_t *
+tls_policy_exceptions(tls_policy_t *tp)
+{
+	return tp->exc;
+}
+
+/*
+ * ops-exceptions: an operator's exception for the recipient domain
+ * replaces whatever was computed (a 4.7.5 skip included), and says so in
+ * the reason, so that the log, the queue and TLS reports show it; this is
+ * the only path by which a level is lowered.
+ */
+static void set_reason(struct tls_verdict *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+exception_apply(struct tp_req *r, struct tls_verdict *v)
+{
+	struct tls_exception e;
+	int64_t now = clock_now();
+	char was[48], until[32];
+	time_t tt;
+	struct tm tm;
+
+	if (!tls_exception_find(r->tp->exc, r->domain, now, &e))
+		return;
+	snprintf(was, sizeof(was), "%s%s%s", tls_level_name(v->level),
+	    v->status[0] ? ", skip " : "", v->status);
+	tt = (time_t)e.expires;
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(until, sizeof(until), "@%lld", (long long)e.expires);
+	if (tls_exception_log_due(r->tp->exc, r->domain, now))
+		log_info("tls-exception: domain=%s, host=%s: used: level %s "
+		         "instead of %s (source %s), expires %s, reason: %s",
+		    r->domain, r->host, tls_level_name(e.level), was, v->source,
+		    until, e.reason);
+	if (v->tls_setup_free != NULL)
+		v->tls_setup_free(v->tls_setup_arg);
+	v->tls_setup = NULL;
+	v->tls_setup_free = NULL;
+	v->tls_setup_arg = NULL;
+	v->status[0] = '\0';
+	v->level = e.level;
+	v->source = "exception";
+	set_reason(v,
+	    "level=%s, policy=exception (was %s; reason %.120s; expires %s)",
+	    tls_level_name(e.level), was, e.reason, until);
+}
+
 /* Reasons are cut to fit: they name hosts and domains of any length. */
 static void set_reason(struct tls_verdict *, const char *, ...)
     __attribute__((format(printf, 2, 3)));
+static void exception_apply(struct tp_req *, struct tls_verdict *);
 
 /* Ends a request with verdict v (consumed: done() is called once). */
 static void
@@ -231,6 +301,7 @@ finish(struct tp_req *r, struct tls_verdict *v)
 		v->tls_setup_free = NULL;
 		v->tls_setup_arg = NULL;
 	}
+	exception_apply(r, v);
 	log_info("tls-policy: domain=%s, host=%s, level=%s, source=%s%s%s%s%s",
 	    r->domain, r->host, tls_level_name(v->level), v->source,
 	    v->status[0] ? ", skip=" : "", v->status,

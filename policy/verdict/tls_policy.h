@@ -45,5 +45,9 @@ uint64_t tls_policy_request(void *parg, const struct tls_verdict_req *,
 void tls_policy_cancel(void *parg, uint64_t id);
 /* The MTA-STS state, for the admin commands (policy show/refresh/...). */
 sts_t *tls_policy_sts(tls_policy_t *);
+/* ops-exceptions: the operator's per-domain exceptions (exception.h),
+ * applied to every verdict; for the admin commands, explain, metrics. */
+struct tls_exceptions;
+struct tls_exceptions *tls_policy_exceptions(tls_policy_t *);
 
 #endif
