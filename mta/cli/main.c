@@ -3,6 +3,7 @@
  *
  *   strictmta [-c FILE] queue list|show|delete|hold|release|flush|stats ...
  *   strictmta [-c FILE] policy list|show|refresh|forget [DOMAIN] [--json]
+ *   strictmta [-c FILE] exception add|list|remove ...
  *   strictmta [-c FILE] config check|doc|print
  *
  * Queue commands are requests to the running daemon over its control
@@ -46,6 +47,11 @@ static const char usage_text[] =
     "  policy show DOMAIN [--json]  one domain's cached policy, id, age\n"
     "  policy refresh DOMAIN [--json]  fetch the policy now\n"
     "  policy forget DOMAIN         drop the cached policy\n"
+    "  exception add DOMAIN --level LEVEL --ttl DURATION --reason TEXT\n"
+    "                               override DOMAIN's TLS level until "
+    "expiry\n"
+    "  exception list [--json]      exceptions in force\n"
+    "  exception remove DOMAIN      end an exception now\n"
     "  config check                 validate the configuration\n"
     "  config print                 print every parameter's value\n"
     "  config doc                   print the parameter reference "
@@ -374,6 +380,73 @@ cmd_policy(const char *path, int explicit_path, int argc, char **argv)
 	return r;
 }
 
+/*
+ * strictmta exception add DOMAIN --level LEVEL --ttl DURATION --reason TEXT
+ * | list [--json] | remove DOMAIN: operator overrides of a domain's TLS
+ * level that expire (policy/verdict/exception.h). The daemon checks the
+ * words; this only puts them in its request syntax.
+ */
+static int
+cmd_exception(const char *path, int explicit_path, int argc, char **argv)
+{
+	const char *domain = NULL, *level = NULL, *ttl = NULL, *reason = NULL;
+	int i, json = 0, r;
+	buf_t *req;
+
+	if (argc < 1 ||
+	    (strcmp(argv[0], "add") != 0 && strcmp(argv[0], "list") != 0 &&
+	        strcmp(argv[0], "remove") != 0))
+		usage("exception: expected add, list or remove");
+	for (i = 1; i < argc; i++) {
+		const char **slot = NULL;
+
+		if (strcmp(argv[i], "--json") == 0 &&
+		    strcmp(argv[0], "list") == 0) {
+			json = 1;
+			continue;
+		}
+		if (strcmp(argv[i], "--level") == 0)
+			slot = &level;
+		else if (strcmp(argv[i], "--ttl") == 0)
+			slot = &ttl;
+		else if (strcmp(argv[i], "--reason") == 0)
+			slot = &reason;
+		if (slot != NULL && strcmp(argv[0], "add") == 0) {
+			if (i + 1 >= argc)
+				usage("exception: option needs a value");
+			*slot = argv[++i];
+		} else if (argv[i][0] != '-' && domain == NULL &&
+		           strcmp(argv[0], "list") != 0 &&
+		           strlen(argv[i]) < 254) {
+			domain = argv[i];
+		} else {
+			usage("exception: unexpected argument");
+		}
+	}
+	if (strcmp(argv[0], "list") != 0 && domain == NULL)
+		usage("exception: give a domain");
+	if (strcmp(argv[0], "add") == 0 &&
+	    (level == NULL || ttl == NULL || reason == NULL || !*reason))
+		usage("exception add: --level, --ttl and --reason are needed");
+	req = buf_new(CONTROL_REQUEST_MAX);
+	if (strcmp(argv[0], "add") == 0) {
+		if (strlen(level) + strlen(ttl) + strlen(reason) > 400) {
+			buf_free(req);
+			usage("exception add: arguments too long");
+		}
+		buf_printf(req, "exception-add %s %s %s %s", domain, level, ttl,
+		    reason);
+	} else if (strcmp(argv[0], "remove") == 0) {
+		buf_printf(req, "exception-remove %s", domain);
+	} else {
+		buf_puts(
+		    req, json ? "exception-list --json" : "exception-list");
+	}
+	r = send_request(path, explicit_path, req);
+	buf_free(req);
+	return r;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -409,6 +482,8 @@ main(int argc, char **argv)
 		i = cmd_queue(path, explicit_path, nwords - 1, words + 1);
 	else if (strcmp(words[0], "policy") == 0)
 		i = cmd_policy(path, explicit_path, nwords - 1, words + 1);
+	else if (strcmp(words[0], "exception") == 0)
+		i = cmd_exception(path, explicit_path, nwords - 1, words + 1);
 	else if (strcmp(words[0], "config") == 0)
 		i = cmd_config(path, explicit_path, nwords - 1, words + 1);
 	else if (strcmp(words[0], "version") == 0 && nwords == 1) {

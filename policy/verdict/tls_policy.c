@@ -274,9 +274,9 @@ exception_apply(struct tp_req *r, struct tls_verdict *v)
 	v->status[0] = '\0';
 	v->level = e.level;
 	v->source = "exception";
-	set_reason(v,
-	    "level=%s, policy=exception (was %s; reason %.120s; expires %s)",
-	    tls_level_name(e.level), was, e.reason, until);
+	/* Delivery's log line already says "level=..., policy=exception". */
+	set_reason(
+	    v, "was %s; reason %.120s; expires %s", was, e.reason, until);
 }
 
 /* Reasons are cut to fit: they name hosts and domains of any length. */

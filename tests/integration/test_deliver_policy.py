@@ -383,6 +383,46 @@ class DeliverPolicy(unittest.TestCase):
             r"status=deferred" % q4, d=d))
         self.assertEqual(self.delivered("127.25.0.42", b"trn-4"), [])
 
+    def test_8_exception_expires(self):
+        """strictmta exception add lowers one domain's level for a while,
+        with a reason the log shows; at expiry the exception is removed
+        and the domain's mail is held again. Levels that need the
+        domain's own data (dane, sts-enforce, secure) cannot be set this
+        way, and a bad duration is refused."""
+        d = self.other_daemon("exc", "127.27.0.7", {})
+        r = d.cli("exception", "add", "mismatch.dane.test", "--level",
+                  "dane", "--ttl", "1h", "--reason", "x")
+        self.assertNotEqual(r.returncode, 0, (r.stdout + r.stderr).decode())
+        r = d.cli("exception", "add", "mismatch.dane.test", "--level",
+                  "encrypt", "--ttl", "soon", "--reason", "x")
+        self.assertNotEqual(r.returncode, 0, (r.stdout + r.stderr).decode())
+        r = d.cli("exception", "add", "MISMATCH.dane.test", "--level",
+                  "encrypt", "--ttl", "10s", "--reason",
+                  "TLSA rollover broken, ticket 42")
+        self.assertEqual(r.returncode, 0, (r.stdout + r.stderr).decode())
+        r = d.cli("exception", "list", "--json")
+        self.assertEqual(r.returncode, 0, (r.stdout + r.stderr).decode())
+        self.assertIn(b"mismatch.dane.test", r.stdout)
+        self.assertIn(b"TLSA rollover broken", r.stdout)
+        q1 = self.send("user@mismatch.dane.test", "exc-1", d=d)
+        line = self.wait_log(r"%s: to=<user@mismatch\.dane\.test>, .*"
+                             r"status=sent .*level=encrypt, "
+                             r"policy=exception \(was dane; reason TLSA "
+                             r"rollover broken" % q1, d=d)
+        self.assertIsNotNone(line, d.log_text(40))
+        smta.log(line.group(0))
+        self.assertEqual(len(self.delivered("127.25.0.42", b"exc-1")), 1)
+        self.assertIsNotNone(self.wait_log(
+            r"tls-exception: domain=mismatch\.dane\.test, .*expired",
+            timeout=20, d=d), d.log_text(40))
+        r = d.cli("exception", "list")
+        self.assertNotIn(b"mismatch.dane.test", r.stdout)
+        q2 = self.send("user@mismatch.dane.test", "exc-2", d=d)
+        self.assertIsNotNone(self.wait_log(
+            r"%s: to=<user@mismatch\.dane\.test>, .*dsn=4\.7\.5, "
+            r"status=deferred" % q2, d=d), d.log_text(40))
+        self.assertEqual(self.delivered("127.25.0.42", b"exc-2"), [])
+
     def test_7_ca_bundle_read_at_start(self):
         """The MTA-STS CA bundle is read while the daemon is root: a
         bundle only root can read still verifies policy hosts after the
