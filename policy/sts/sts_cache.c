@@ -2,27 +2,23 @@
  * sts_cache - see sts_cache.h. Record format (version 1):
  *   "STSC1 <id> <fetched> <expires> <last_used>\n" then the policy text.
  *
- * The file is read whole at open into a hash table that answers every
- * get and walk; puts and deletes change the table at once and are written
- * (with a sync) by a writer thread that alone uses the Berkeley DB handle
- * after open: the event loop never waits for the disk. Close drains the
- * writes before it closes the file.
+ * The file (policy/store/pstore) is read whole at open into a hash table
+ * that answers every get and walk; puts and deletes change the table at
+ * once and are written (with a sync) by the store's writer thread: the
+ * event loop never waits for the disk.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
-#include <db.h>
-
 #include "mta/util/hash.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
+#include "policy/store/pstore.h"
 #include "policy/sts/sts_cache.h"
 
 /* A cached entry in memory. */
@@ -31,49 +27,11 @@ struct centry {
 	struct sts_cache_entry e; /* e.body owned */
 };
 
-/* A write for the writer thread: record NULL deletes key. */
-struct cwrite {
-	struct cwrite *next;
-	char key[256];
-	char *record;
-	size_t len;
-};
-
 struct sts_cache {
-	DB *db; /* after open: the writer thread's alone */
-	char *path;
+	pstore_t *store;
 	struct centry **tab;
 	size_t nbuckets, n;
-	pthread_t writer;
-	int have_writer;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct cwrite *head, **tail; /* under lock */
-	int stopping; /* under lock */
 };
-
-/*
- * Berkeley DB creates a database as "__db.NAME" beside it and renames it
- * into place; when it finds that file it waits, without end, for the
- * process it takes to be creating it. One left by a start that failed in
- * between (or a crash) would hang every later start. Only the daemon opens
- * its cache (it holds the pid file lock), so such a file is stale.
- */
-static void
-remove_stale_temp(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	buf_t *tmp = buf_new(4096);
-
-	if (slash != NULL)
-		buf_printf(
-		    tmp, "%.*s/__db.%s", (int)(slash - path), path, slash + 1);
-	else
-		buf_printf(tmp, "__db.%s", path);
-	if (!buf_error(tmp))
-		(void)unlink(buf_data(tmp));
-	buf_free(tmp);
-}
 
 static size_t
 key_hash(const struct sts_cache *c, const char *key)
@@ -118,148 +76,31 @@ entry_copy(const struct sts_cache_entry *e)
 	return out;
 }
 
-static void *
-writer_main(void *arg)
+/* A record at open; a damaged one is as none. */
+static void
+load_one(void *arg, const char *key, const void *val, size_t len)
 {
 	struct sts_cache *c = arg;
-	struct cwrite *w;
+	struct sts_cache_entry *e;
 
-	pthread_mutex_lock(&c->lock);
-	for (;;) {
-		while (c->head == NULL && !c->stopping)
-			pthread_cond_wait(&c->cond, &c->lock);
-		if ((w = c->head) == NULL)
-			break; /* stopping, and every write done */
-		c->head = w->next;
-		if (c->head == NULL)
-			c->tail = &c->head;
-		pthread_mutex_unlock(&c->lock);
-		{
-			DBT key, val;
-			int r;
-
-			memset(&key, 0, sizeof(key));
-			memset(&val, 0, sizeof(val));
-			key.data = w->key;
-			key.size = (u_int32_t)strlen(w->key);
-			if (w->record != NULL) {
-				val.data = w->record;
-				val.size = (u_int32_t)w->len;
-				r = c->db->put(c->db, NULL, &key, &val, 0);
-			} else {
-				r = c->db->del(c->db, NULL, &key, 0);
-				if (r == DB_NOTFOUND)
-					r = 0;
-			}
-			if (r == 0)
-				r = c->db->sync(c->db, 0);
-			if (r != 0)
-				log_warn(
-				    "mta-sts: cannot write the policy cache "
-				    "%s for %s: %s",
-				    c->path, w->key, db_strerror(r));
-		}
-		free(w->record);
-		free(w);
-		pthread_mutex_lock(&c->lock);
-	}
-	pthread_mutex_unlock(&c->lock);
-	return NULL;
-}
-
-static void
-queue_write(struct sts_cache *c, const char *key, buf_t *record)
-{
-	struct cwrite *w = xcalloc(1, sizeof(*w));
-
-	memcpy(w->key, key, strlen(key) + 1);
-	if (record != NULL)
-		w->record = buf_steal(record, &w->len);
-	pthread_mutex_lock(&c->lock);
-	*c->tail = w;
-	c->tail = &w->next;
-	pthread_cond_signal(&c->cond);
-	pthread_mutex_unlock(&c->lock);
-}
-
-/* Reads every record into the table (before the writer starts). */
-static int
-load_all(struct sts_cache *c, buf_t *err)
-{
-	DBC *cur;
-	DBT key, val;
-	int r;
-
-	if ((r = c->db->cursor(c->db, NULL, &cur, 0)) != 0) {
-		buf_printf(err, "%s: %s", c->path, db_strerror(r));
-		return -1;
-	}
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	while ((r = cur->get(cur, &key, &val, DB_NEXT)) == 0) {
-		struct sts_cache_entry *e;
-		char k[256];
-
-		if (key.size == 0 || key.size >= 256 ||
-		    sts_cache_decode(val.data, val.size, &e) != NULL)
-			continue; /* a damaged record is as none */
-		memcpy(k, key.data, key.size);
-		k[key.size] = '\0';
-		table_set(c, k, e);
-	}
-	cur->close(cur);
-	if (r != DB_NOTFOUND) {
-		buf_printf(err, "%s: %s", c->path, db_strerror(r));
-		return -1;
-	}
-	return 0;
+	if (sts_cache_decode(val, len, &e) == NULL)
+		table_set(c, key, e);
 }
 
 sts_cache_t *
 sts_cache_open(const char *path, buf_t *err)
 {
-	sts_cache_t *c;
-	DB *db;
-	sigset_t all, old;
-	int r;
+	sts_cache_t *c = xcalloc(1, sizeof(*c));
 
-	remove_stale_temp(path);
-	if ((r = db_create(&db, NULL, 0)) != 0) {
-		buf_printf(err, "%s: %s", path, db_strerror(r));
-		return NULL;
-	}
-	r = db->open(db, NULL, path, NULL, DB_BTREE, DB_CREATE, 0600);
-	if (r != 0) {
-		buf_printf(err, "cannot open the MTA-STS policy cache %s: %s",
-		    path, db_strerror(r));
-		db->close(db, 0);
-		return NULL;
-	}
-	c = xcalloc(1, sizeof(*c));
-	c->db = db;
-	c->path = xstrdup(path);
 	c->nbuckets = 1024;
 	c->tab = xcalloc(c->nbuckets, sizeof(*c->tab));
-	c->tail = &c->head;
-	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
-	if (load_all(c, err) < 0)
-		goto fail;
-	/* Signals belong to the loop thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&c->writer, NULL, writer_main, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r != 0) {
-		buf_printf(err, "%s: cannot start the cache writer: %s", path,
-		    strerror(r));
-		goto fail;
+	c->store =
+	    pstore_open(path, "the MTA-STS policy cache", load_one, c, err);
+	if (c->store == NULL) {
+		sts_cache_close(c);
+		return NULL;
 	}
-	c->have_writer = 1;
 	return c;
-fail:
-	sts_cache_close(c);
-	return NULL;
 }
 
 void
@@ -269,15 +110,8 @@ sts_cache_close(sts_cache_t *c)
 
 	if (c == NULL)
 		return;
-	if (c->have_writer) {
-		/* Every write queued so far reaches the file first. */
-		pthread_mutex_lock(&c->lock);
-		c->stopping = 1;
-		pthread_cond_signal(&c->cond);
-		pthread_mutex_unlock(&c->lock);
-		pthread_join(c->writer, NULL);
-	}
-	c->db->close(c->db, 0);
+	/* Every write queued so far reaches the file first. */
+	pstore_close(c->store);
 	for (i = 0; i < c->nbuckets; i++) {
 		struct centry *ce, *next;
 
@@ -288,9 +122,6 @@ sts_cache_close(sts_cache_t *c)
 		}
 	}
 	free(c->tab);
-	pthread_mutex_destroy(&c->lock);
-	pthread_cond_destroy(&c->cond);
-	free(c->path);
 	free(c);
 }
 
@@ -388,7 +219,7 @@ sts_cache_put(sts_cache_t *c, const struct sts_cache_entry *e)
 		return -1;
 	}
 	table_set(c, keybuf, entry_copy(e));
-	queue_write(c, keybuf, b);
+	pstore_write(c->store, keybuf, b);
 	buf_free(b);
 	return 0;
 }
@@ -407,7 +238,7 @@ sts_cache_delete(sts_cache_t *c, const char *domain)
 	c->n--;
 	free(ce->e.body);
 	free(ce);
-	queue_write(c, keybuf, NULL);
+	pstore_write(c->store, keybuf, NULL);
 	return 0;
 }
 

@@ -1,14 +1,12 @@
 /*
  * exception - see exception.h. The table is a bounded array (at most
  * TLS_EXC_MAX entries, searched linearly: a lookup per delivery decision
- * over a few entries costs less than a hash); the Berkeley DB handle is
- * the writer thread's alone after open, as in policy/sts/sts_cache.c.
+ * over a few entries costs less than a hash); the file is a
+ * policy/store/pstore, written by its own thread.
  */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +14,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <db.h>
 #include <event2/event.h>
 
 #include "mta/util/clock.h"
 #include "mta/util/json.h"
 #include "mta/util/log.h"
 #include "mta/util/xalloc.h"
+#include "policy/store/pstore.h"
 #include "policy/verdict/exception.h"
 
 struct xent {
@@ -30,26 +28,11 @@ struct xent {
 	int64_t last_logged; /* last "used" log line */
 };
 
-/* A write for the writer thread: record NULL deletes key. */
-struct xwrite {
-	struct xwrite *next;
-	char key[TLS_EXC_DOMAIN_MAX + 1];
-	char *record;
-	size_t len;
-};
-
 struct tls_exceptions {
-	DB *db;
-	char *path;
+	pstore_t *store;
 	struct xent *v;
 	size_t n;
 	struct event *timer;
-	pthread_t writer;
-	int have_writer;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct xwrite *head, **tail; /* under lock */
-	int stopping; /* under lock */
 };
 
 /* ---- pure parts ---- */
@@ -348,112 +331,28 @@ tls_exception_format(const struct tls_exception *e, int json, buf_t *out)
 
 /* ---- the store ---- */
 
-static void *
-writer_main(void *arg)
+/* A record at open: a bad one is skipped with a log line. */
+static void
+load_one(void *arg, const char *dom, const void *val, size_t len)
 {
 	struct tls_exceptions *t = arg;
-	struct xwrite *w;
+	struct tls_exception e;
+	const char *why;
 
-	pthread_mutex_lock(&t->lock);
-	for (;;) {
-		while (t->head == NULL && !t->stopping)
-			pthread_cond_wait(&t->cond, &t->lock);
-		if ((w = t->head) == NULL)
-			break;
-		t->head = w->next;
-		if (t->head == NULL)
-			t->tail = &t->head;
-		pthread_mutex_unlock(&t->lock);
-		{
-			DBT key, val;
-			int r;
-
-			memset(&key, 0, sizeof(key));
-			memset(&val, 0, sizeof(val));
-			key.data = w->key;
-			key.size = (u_int32_t)strlen(w->key);
-			if (w->record != NULL) {
-				val.data = w->record;
-				val.size = (u_int32_t)w->len;
-				r = t->db->put(t->db, NULL, &key, &val, 0);
-			} else {
-				r = t->db->del(t->db, NULL, &key, 0);
-				if (r == DB_NOTFOUND)
-					r = 0;
-			}
-			if (r == 0)
-				r = t->db->sync(t->db, 0);
-			if (r != 0)
-				log_warn("tls-exception: cannot write %s for "
-				         "%s: %s",
-				    t->path, w->key, db_strerror(r));
-		}
-		free(w->record);
-		free(w);
-		pthread_mutex_lock(&t->lock);
+	if (strlen(dom) > TLS_EXC_DOMAIN_MAX)
+		why = "domain too long";
+	else
+		why = tls_exception_decode(dom, val, len, &e);
+	if (why != NULL) {
+		log_warn(
+		    "tls-exception: entry for %.253s skipped: %s", dom, why);
+		return;
 	}
-	pthread_mutex_unlock(&t->lock);
-	return NULL;
-}
-
-static void
-queue_write(struct tls_exceptions *t, const char *key, buf_t *record)
-{
-	struct xwrite *w = xcalloc(1, sizeof(*w));
-
-	snprintf(w->key, sizeof(w->key), "%s", key);
-	if (record != NULL)
-		w->record = buf_steal(record, &w->len);
-	pthread_mutex_lock(&t->lock);
-	*t->tail = w;
-	t->tail = &w->next;
-	pthread_cond_signal(&t->cond);
-	pthread_mutex_unlock(&t->lock);
-}
-
-static int
-load_all(struct tls_exceptions *t, buf_t *err)
-{
-	DBC *cur;
-	DBT key, val;
-	int r;
-
-	if ((r = t->db->cursor(t->db, NULL, &cur, 0)) != 0) {
-		buf_printf(err, "%s: %s", t->path, db_strerror(r));
-		return -1;
-	}
-	memset(&key, 0, sizeof(key));
-	memset(&val, 0, sizeof(val));
-	while ((r = cur->get(cur, &key, &val, DB_NEXT)) == 0) {
-		char dom[TLS_EXC_DOMAIN_MAX + 1];
-		struct tls_exception e;
-		const char *why;
-
-		if (key.size == 0 || key.size > TLS_EXC_DOMAIN_MAX) {
-			log_warn("tls-exception: %s: bad key skipped", t->path);
-			continue;
-		}
-		memcpy(dom, key.data, key.size);
-		dom[key.size] = '\0';
-		if ((why = tls_exception_decode(dom, val.data, val.size, &e)) !=
-		    NULL) {
-			log_warn("tls-exception: %s: entry for %.253s "
-			         "skipped: %s",
-			    t->path, dom, why);
-			continue;
-		}
-		if (t->n >= TLS_EXC_MAX)
-			break;
-		t->v[t->n].e = e;
-		t->v[t->n].last_logged = 0;
-		t->n++;
-	}
-	cur->close(cur);
-	if (r != DB_NOTFOUND && r != 0) {
-		buf_printf(err, "%s: %s", t->path, db_strerror(r));
-		return -1;
-	}
-	return 0;
+	if (t->n >= TLS_EXC_MAX)
+		return;
+	t->v[t->n].e = e;
+	t->v[t->n].last_logged = 0;
+	t->n++;
 }
 
 static void
@@ -467,41 +366,12 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 tls_exceptions_t *
 tls_exceptions_open(struct event_base *base, const char *path, buf_t *err)
 {
-	struct tls_exceptions *t;
-	sigset_t all, old;
-	DB *db;
-	int r;
+	struct tls_exceptions *t = xcalloc(1, sizeof(*t));
 
-	if ((r = db_create(&db, NULL, 0)) != 0) {
-		buf_printf(err, "%s: %s", path, db_strerror(r));
-		return NULL;
-	}
-	r = db->open(db, NULL, path, NULL, DB_BTREE, DB_CREATE, 0600);
-	if (r != 0) {
-		buf_printf(err, "cannot open the TLS exceptions %s: %s", path,
-		    db_strerror(r));
-		db->close(db, 0);
-		return NULL;
-	}
-	t = xcalloc(1, sizeof(*t));
-	t->db = db;
-	t->path = xstrdup(path);
 	t->v = xcalloc(TLS_EXC_MAX, sizeof(*t->v));
-	t->tail = &t->head;
-	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->cond, NULL);
-	if (load_all(t, err) < 0)
+	t->store = pstore_open(path, "the TLS exceptions", load_one, t, err);
+	if (t->store == NULL)
 		goto fail;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&t->writer, NULL, writer_main, t);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r != 0) {
-		buf_printf(
-		    err, "%s: cannot start the writer: %s", path, strerror(r));
-		goto fail;
-	}
-	t->have_writer = 1;
 	if (base != NULL) {
 		struct timeval tv = {1, 0};
 
@@ -525,18 +395,8 @@ tls_exceptions_close(tls_exceptions_t *t)
 		return;
 	if (t->timer != NULL)
 		event_free(t->timer);
-	if (t->have_writer) {
-		pthread_mutex_lock(&t->lock);
-		t->stopping = 1;
-		pthread_cond_signal(&t->cond);
-		pthread_mutex_unlock(&t->lock);
-		pthread_join(t->writer, NULL);
-	}
-	t->db->close(t->db, 0);
-	pthread_mutex_destroy(&t->lock);
-	pthread_cond_destroy(&t->cond);
+	pstore_close(t->store);
 	free(t->v);
-	free(t->path);
 	free(t);
 }
 
@@ -582,7 +442,7 @@ tls_exception_add(tls_exceptions_t *t, const struct tls_exception *e)
 	t->v[i].last_logged = 0;
 	rec = buf_new(TLS_EXC_RECORD_MAX);
 	tls_exception_encode(e, rec);
-	queue_write(t, e->domain, rec);
+	pstore_write(t->store, e->domain, rec);
 	buf_free(rec);
 	return NULL;
 }
@@ -590,7 +450,7 @@ tls_exception_add(tls_exceptions_t *t, const struct tls_exception *e)
 static void
 remove_at(tls_exceptions_t *t, size_t i)
 {
-	queue_write(t, t->v[i].e.domain, NULL);
+	pstore_write(t->store, t->v[i].e.domain, NULL);
 	t->v[i] = t->v[--t->n];
 }
 
