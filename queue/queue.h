@@ -68,8 +68,7 @@ enum dsn_ret { DSN_RET_UNSPEC = 0, DSN_RET_FULL, DSN_RET_HDRS };
 #define QENV_TLS_OPTIONAL 0x08 /* "TLS-Required: No" header (RFC 8689 5) */
 #define QENV_BOUNCE 0x10 /* a DSN we generated (null sender) */
 #define QENV_WARNED 0x20 /* delay warning sent */
-#define QENV_TLSRPT 0x40 /* a TLS report we generated (RFC 8460): not counted  \
-	                  */
+#define QENV_TLSRPT 0x40 /* our TLS report (RFC 8460): not counted */
 
 struct queue_rcpt {
 	char *address; /* owned; as given in RCPT TO, no <> */
