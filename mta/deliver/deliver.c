@@ -368,14 +368,12 @@ start_slice(deliver_t *d)
 	int64_t now = clock_now();
 	size_t budget = 0;
 
-	d->running = 1;
 	while (d->due_next < d->ndue && budget < RCPTS_PER_TURN) {
 		struct queue_env *env = d->due[d->due_next];
 
 		d->due[d->due_next++] = NULL;
 		budget += msg_start(d, env, now);
 	}
-	d->running = 0;
 	if (d->due_next < d->ndue) {
 		event_active(d->start_ev, EV_TIMEOUT, 1);
 		return;

@@ -226,7 +226,6 @@ struct deliver {
 	tls_verdict_cancel_fn *policy_cancel;
 	void *policy_arg;
 	struct deliver_stats st;
-	int running; /* inside run_queue */
 	struct event *pump_ev; /* pump_all, from the top of the loop */
 	/* A queue run in slices: due messages not yet started. */
 	struct queue_env **due;
