@@ -3,7 +3,7 @@
 
 Three messages go to a sink through transport_maps and two to a next hop
 where nothing listens. A scrape of /metrics, parsed strictly as the text
-format 0.0.4, then counts 3 recipients sent and at least 2 deferred, and
+format 0.0.4 and by prometheus_client's own parser, then counts 3 recipients sent and at least 2 deferred, and
 the queue gauges (from the walk off the loop) show the 2 messages left.
 A metrics_listen outside loopback is refused with file, line and key."""
 
@@ -14,6 +14,8 @@ import subprocess
 import sys
 import unittest
 import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
@@ -110,6 +112,17 @@ class Metrics(unittest.TestCase):
             self.assertEqual(value(sm, "strictmta_delivery_recipients_total",
                                    status="bounced"), 0)
             self.assertEqual(value(sm, "strictmta_queue_messages"), 2)
+            # The same text through Prometheus' own client parser.
+            fams = {f.name: f for f in
+                    text_string_to_metric_families(text)}
+            sent = [s.value for s in
+                    fams["strictmta_delivery_recipients"].samples
+                    if s.labels.get("status") == "sent"]
+            self.assertEqual(sent, [3.0])
+            self.assertEqual(fams["strictmta_delivery_recipients"].type,
+                             "counter")
+            self.assertEqual(
+                fams["strictmta_queue_messages"].samples[0].value, 2.0)
             self.assertNotIn("example.org", text)  # no domain labels
             # Only GET /metrics is served.
             with self.assertRaises(urllib.error.HTTPError):
