@@ -52,11 +52,7 @@ class Clients:
             t.start()
 
     def join(self, timeout=20):
-        self.stop.set()
-        end = time.monotonic() + timeout
-        for t in self.threads:
-            t.join(max(0.1, end - time.monotonic()))
-        return not any(t.is_alive() for t in self.threads)
+        return smta.join_all(self.threads, self.stop, timeout)
 
     def worker(self, w):
         i = 0

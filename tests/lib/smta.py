@@ -67,6 +67,16 @@ def program(name):
                          (name, build_dir(), build_dir()))
 
 
+def join_all(threads, stop, timeout):
+    """Sets stop and joins every thread within one deadline; True when
+    none is still alive (the load generators of the crash tests)."""
+    stop.set()
+    end = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.1, end - time.monotonic()))
+    return not any(t.is_alive() for t in threads)
+
+
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
 
